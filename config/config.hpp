@@ -1,0 +1,324 @@
+// The typed run configuration: one struct per top-level YAML section, each field with its default and
+// a one-line comment. Defaults are the ToRL paper's settings (DESIGN.md §6) unless noted.
+//
+// A Config is built once by load_config() (config/load.hpp), validated in one pass, and then treated
+// as immutable: each component receives only its own section, by const reference or by copy.
+//
+// Each section lists its fields once more in `visit`, with the rules the loader checks; the same
+// visit drives loading, validation and printing, so a field added here is loaded, checked and printed
+// without further code.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torl::config {
+
+using Path = std::filesystem::path;
+
+// What the loader requires of a path field.
+enum class PathKind {
+  kAny,       // an output or a location made later: not checked
+  kFile,      // must be an existing regular file
+  kDir,       // must be an existing directory
+  kFileOrDir  // must exist
+};
+
+// The rules of one field. Bounds apply to numbers; for lists, `required` means non-empty.
+struct Rule {
+  std::optional<double> min;  // lowest allowed value
+  std::optional<double> max;  // highest allowed value
+  bool min_open = false;      // min itself is not allowed
+  bool max_open = false;      // max itself is not allowed
+  bool required = false;      // the key must be given
+  PathKind path = PathKind::kAny;
+};
+
+// ---- enumerations (each with the names used in YAML) ----
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+constexpr auto enum_names(LogLevel) {
+  return std::array{std::pair{LogLevel::kDebug, "debug"}, std::pair{LogLevel::kInfo, "info"},
+                    std::pair{LogLevel::kWarn, "warn"}, std::pair{LogLevel::kError, "error"}};
+}
+
+enum class DType { kFloat32, kBFloat16, kFloat16 };
+constexpr auto enum_names(DType) {
+  return std::array{std::pair{DType::kFloat32, "float32"}, std::pair{DType::kBFloat16, "bfloat16"},
+                    std::pair{DType::kFloat16, "float16"}};
+}
+
+enum class PromptTemplate { kTorl, kRaw };
+constexpr auto enum_names(PromptTemplate) {
+  return std::array{std::pair{PromptTemplate::kTorl, "torl"}, std::pair{PromptTemplate::kRaw, "raw"}};
+}
+
+enum class RolloutMode { kAsync, kRounds };
+constexpr auto enum_names(RolloutMode) {
+  return std::array{std::pair{RolloutMode::kAsync, "async"}, std::pair{RolloutMode::kRounds, "rounds"}};
+}
+
+enum class ToolBackend { kLocal, kSandboxFusion };
+constexpr auto enum_names(ToolBackend) {
+  return std::array{std::pair{ToolBackend::kLocal, "local"},
+                    std::pair{ToolBackend::kSandboxFusion, "sandbox_fusion"}};
+}
+
+enum class ToolFeedback { kTorl, kFull, kNone };
+constexpr auto enum_names(ToolFeedback) {
+  return std::array{std::pair{ToolFeedback::kTorl, "torl"}, std::pair{ToolFeedback::kFull, "full"},
+                    std::pair{ToolFeedback::kNone, "none"}};
+}
+
+enum class LossAggregation { kTokenMean, kSequenceMean };
+constexpr auto enum_names(LossAggregation) {
+  return std::array{std::pair{LossAggregation::kTokenMean, "token_mean"},
+                    std::pair{LossAggregation::kSequenceMean, "seq_mean"}};
+}
+
+enum class KlEstimator { kK1, kK3 };
+constexpr auto enum_names(KlEstimator) {
+  return std::array{std::pair{KlEstimator::kK1, "k1"}, std::pair{KlEstimator::kK3, "k3"}};
+}
+
+// ---- sections ----
+
+struct RunConfig {
+  std::string name = "torl";     // run name; the run folder is output_dir/name
+  Path output_dir = "runs";      // parent of run folders (checkpoints, metrics, traces)
+  int64_t seed = 1;              // seeds data order, sampling and model init
+  LogLevel log_level = LogLevel::kInfo;  // stderr verbosity
+  int metrics_port = 0;          // HTTP /healthz and /metrics on 127.0.0.1; 0 = off
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name);
+    v("output_dir", output_dir);
+    v("seed", seed, {.min = 0});
+    v("log_level", log_level);
+    v("metrics_port", metrics_port, {.min = 0, .max = 65535});
+  }
+};
+
+struct ModelConfig {
+  Path path;                     // HF folder: config.json, *.safetensors, tokenizer.json
+  Path tokenizer;                // tokenizer.json or its folder; empty = model.path
+  std::string device = "cpu";    // "cpu", "cuda" or "cuda:N"
+  DType dtype = DType::kFloat32;  // weights and activations (bfloat16 on GPU for 1.5B/7B)
+  bool gradient_checkpointing = false;  // recompute activations in backward to save memory
+
+  template <class V>
+  void visit(V& v) {
+    v("path", path, {.required = true, .path = PathKind::kDir});
+    v("tokenizer", tokenizer, {.path = PathKind::kFileOrDir});
+    v("device", device);
+    v("dtype", dtype);
+    v("gradient_checkpointing", gradient_checkpointing);
+  }
+};
+
+struct DataConfig {
+  std::vector<Path> train_files;  // JSONL with one problem per line
+  std::vector<Path> eval_files;   // JSONL eval sets, scored by `torl eval` and train.eval_every
+  PromptTemplate prompt_template = PromptTemplate::kTorl;  // torl: the paper's prompt; raw: problem as is
+  std::string prompt_key = "problem";  // JSONL field with the problem text
+  std::string answer_key = "answer";   // JSONL field with the gold answer
+  int max_prompt_tokens = 400;         // longer prompts are skipped and counted
+  bool shuffle = true;                 // shuffle each epoch, seeded by run.seed
+
+  template <class V>
+  void visit(V& v) {
+    v("train_files", train_files, {.required = true, .path = PathKind::kFile});
+    v("eval_files", eval_files, {.path = PathKind::kFile});
+    v("template", prompt_template);
+    v("prompt_key", prompt_key);
+    v("answer_key", answer_key);
+    v("max_prompt_tokens", max_prompt_tokens, {.min = 1});
+    v("shuffle", shuffle);
+  }
+};
+
+struct RolloutConfig {
+  RolloutMode mode = RolloutMode::kAsync;  // async: decode while code runs; rounds: ToRL's loop
+  int prompts_per_step = 128;      // prompts sampled per training step
+  int samples_per_prompt = 16;     // GRPO group size n
+  int max_batch = 64;              // sequence slots per generator (KV cache rows)
+  int max_response_tokens = 3072;  // generated plus tool tokens per trajectory
+  double temperature = 1.0;        // 0 = greedy
+  double top_p = 1.0;              // nucleus sampling; 1 = off
+  int top_k = 0;                   // 0 = off
+  int generators = 1;              // generator actors (one per device)
+
+  template <class V>
+  void visit(V& v) {
+    v("mode", mode);
+    v("prompts_per_step", prompts_per_step, {.min = 1});
+    v("samples_per_prompt", samples_per_prompt, {.min = 1});
+    v("max_batch", max_batch, {.min = 1});
+    v("max_response_tokens", max_response_tokens, {.min = 1});
+    v("temperature", temperature, {.min = 0});
+    v("top_p", top_p, {.min = 0, .max = 1, .min_open = true});
+    v("top_k", top_k, {.min = 0});
+    v("generators", generators, {.min = 1});
+  }
+};
+
+struct SandboxFusionConfig {
+  std::string url;               // e.g. http://127.0.0.1:8080; used when tool.backend is sandbox_fusion
+  int max_concurrency = 32;      // requests in flight to the cluster
+  int max_retries = 3;           // on connection errors and 5xx, with backoff
+
+  template <class V>
+  void visit(V& v) {
+    v("url", url);
+    v("max_concurrency", max_concurrency, {.min = 1});
+    v("max_retries", max_retries, {.min = 0});
+  }
+};
+
+struct ToolConfig {
+  int max_calls = 1;             // C: code executions per trajectory; 0 = no tool
+  ToolFeedback feedback = ToolFeedback::kTorl;  // how results are shown: torl, full or none
+  ToolBackend backend = ToolBackend::kLocal;    // local worker pool or a SandboxFusion cluster
+  Path python = "/usr/bin/python3";  // interpreter for local workers
+  int workers = 2;               // warm Python processes in the local pool
+  int timeout_ms = 10000;        // wall-clock limit per execution
+  int memory_mb = 1024;          // address-space limit per execution
+  int max_output_bytes = 65536;  // stdout and stderr are each cut here
+  int max_queue = 1024;          // executions waiting for a worker before new ones are refused
+  int max_pending = 64;          // tool calls in flight per generator (backpressure)
+  SandboxFusionConfig sandbox_fusion;  // client settings for backend: sandbox_fusion
+
+  template <class V>
+  void visit(V& v) {
+    v("max_calls", max_calls, {.min = 0});
+    v("feedback", feedback);
+    v("backend", backend);
+    v("python", python, {.path = PathKind::kFile});
+    v("workers", workers, {.min = 1, .max = 1024});
+    v("timeout_ms", timeout_ms, {.min = 0, .min_open = true});
+    v("memory_mb", memory_mb, {.min = 16});
+    v("max_output_bytes", max_output_bytes, {.min = 0, .min_open = true});
+    v("max_queue", max_queue, {.min = 1});
+    v("max_pending", max_pending, {.min = 1});
+    v.section("sandbox_fusion", sandbox_fusion);
+  }
+};
+
+struct RewardConfig {
+  double correct = 1.0;          // boxed answer equivalent to the gold answer
+  double wrong = -1.0;           // boxed answer not equivalent (variant: -0.5)
+  double no_answer = -1.0;       // no \boxed{} in the response
+  double exec_error_penalty = 0.0;  // added when the trajectory's code failed (variant: -0.5)
+  bool answer_fallbacks = false;    // also accept "the answer is X" when there is no \boxed{}
+
+  template <class V>
+  void visit(V& v) {
+    v("correct", correct);
+    v("wrong", wrong);
+    v("no_answer", no_answer);
+    v("exec_error_penalty", exec_error_penalty, {.max = 0});
+    v("answer_fallbacks", answer_fallbacks);
+  }
+};
+
+struct AlgorithmConfig {
+  double clip_low = 0.2;         // PPO ratio clip below 1
+  double clip_high = 0.2;        // PPO ratio clip above 1 (clip-higher: e.g. 0.28)
+  LossAggregation loss_agg = LossAggregation::kTokenMean;  // token_mean or seq_mean
+  double adv_epsilon = 1e-6;     // advantage = (r - mean) / (std + adv_epsilon)
+  double kl_coef = 0.0;          // KL to the frozen initial model; 0 = no reference model
+  KlEstimator kl_estimator = KlEstimator::kK3;  // k1 or k3
+  double entropy_coef = 0.0;     // entropy bonus
+  int max_staleness = 0;         // policy versions data may lag; 0 = strictly on-policy
+  bool filter_equal_groups = false;  // drop groups whose rewards are all equal
+
+  template <class V>
+  void visit(V& v) {
+    v("clip_low", clip_low, {.min = 0, .max = 1});
+    v("clip_high", clip_high, {.min = 0});
+    v("loss_agg", loss_agg);
+    v("adv_epsilon", adv_epsilon, {.min = 0, .min_open = true});
+    v("kl_coef", kl_coef, {.min = 0});
+    v("kl_estimator", kl_estimator);
+    v("entropy_coef", entropy_coef, {.min = 0});
+    v("max_staleness", max_staleness, {.min = 0});
+    v("filter_equal_groups", filter_equal_groups);
+  }
+};
+
+struct TrainConfig {
+  int steps = 100;               // training steps (one step = prompts_per_step prompts)
+  double lr = 1e-6;              // AdamW learning rate
+  double beta1 = 0.9;            // AdamW beta1
+  double beta2 = 0.999;          // AdamW beta2
+  double weight_decay = 0.01;    // AdamW decoupled weight decay
+  double grad_clip = 1.0;        // max global grad norm; 0 = off
+  int warmup_steps = 0;          // linear learning-rate warmup
+  int micro_batch = 8;           // sequences per forward/backward (gradient accumulation)
+  int checkpoint_every = 50;     // steps between checkpoints; 0 = only at the end
+  int keep_checkpoints = 3;      // newest checkpoints kept
+  int eval_every = 0;            // steps between evals on data.eval_files; 0 = off
+  int nproc = 1;                 // data-parallel learner processes on this machine
+
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, {.min = 0});
+    v("lr", lr, {.min = 0, .min_open = true});
+    v("beta1", beta1, {.min = 0, .max = 1, .max_open = true});
+    v("beta2", beta2, {.min = 0, .max = 1, .max_open = true});
+    v("weight_decay", weight_decay, {.min = 0});
+    v("grad_clip", grad_clip, {.min = 0});
+    v("warmup_steps", warmup_steps, {.min = 0});
+    v("micro_batch", micro_batch, {.min = 1});
+    v("checkpoint_every", checkpoint_every, {.min = 0});
+    v("keep_checkpoints", keep_checkpoints, {.min = 1});
+    v("eval_every", eval_every, {.min = 0});
+    v("nproc", nproc, {.min = 1, .max = 1024});
+  }
+};
+
+struct TraceConfig {
+  bool enabled = false;          // record actor messages and whole trajectories
+  Path dir;                      // where traces go; empty = the run folder
+  bool trajectories = true;      // also record tokens, text, tool calls and rewards for replay
+
+  template <class V>
+  void visit(V& v) {
+    v("enabled", enabled);
+    v("dir", dir);
+    v("trajectories", trajectories);
+  }
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  DataConfig data;
+  RolloutConfig rollout;
+  ToolConfig tool;
+  RewardConfig reward;
+  AlgorithmConfig algorithm;
+  TrainConfig train;
+  TraceConfig trace;
+
+  template <class V>
+  void visit(V& v) {
+    v.section("run", run);
+    v.section("model", model);
+    v.section("data", data);
+    v.section("rollout", rollout);
+    v.section("tool", tool);
+    v.section("reward", reward);
+    v.section("algorithm", algorithm);
+    v.section("train", train);
+    v.section("trace", trace);
+  }
+};
+
+}  // namespace torl::config

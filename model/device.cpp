@@ -1,0 +1,49 @@
+#include "model/device.hpp"
+
+#include <charconv>
+
+namespace torl::model {
+
+Expected<torch::Device> resolve_device(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  int index = 0;
+  if (name != "cuda") {
+    const std::string prefix = "cuda:";
+    const char* first = name.data() + prefix.size();
+    const char* last = name.data() + name.size();
+    if (name.rfind(prefix, 0) != 0 || first == last ||
+        std::from_chars(first, last, index).ptr != last || index < 0) {
+      return invalid_argument("device '" + name + "' is not cpu, cuda or cuda:N");
+    }
+  }
+  if (!torch::cuda::is_available()) {
+    return Status(StatusCode::kUnavailable,
+                  "device '" + name + "' requested, but CUDA is not available (this LibTorch build or "
+                  "machine has no GPU); set model.device: cpu");
+  }
+  const int count = static_cast<int>(torch::cuda::device_count());
+  if (index >= count) {
+    return Status(StatusCode::kUnavailable, "device '" + name + "' requested, but only " +
+                                                std::to_string(count) + " CUDA device(s) are visible");
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::ScalarType scalar_type(config::DType dtype) {
+  switch (dtype) {
+    case config::DType::kFloat32: return torch::kFloat32;
+    case config::DType::kBFloat16: return torch::kBFloat16;
+    case config::DType::kFloat16: return torch::kFloat16;
+  }
+  TORL_CHECK(false, "unhandled dtype");
+}
+
+std::string runtime_summary() {
+  std::string cuda = torch::cuda::is_available()
+                         ? "CUDA with " + std::to_string(torch::cuda::device_count()) + " device(s)"
+                         : "CUDA unavailable";
+  return std::string("LibTorch ") + TORCH_VERSION + ", " + cuda + ", " +
+         std::to_string(at::get_num_threads()) + " threads";
+}
+
+}  // namespace torl::model

@@ -1,0 +1,23 @@
+// Turning the model section's device and dtype into LibTorch values, and checking that the device
+// exists on this machine. Called once at start by whoever builds the model (generator, learner).
+#pragma once
+
+#include <string>
+
+#include <torch/torch.h>
+
+#include "common/status.hpp"
+#include "config/config.hpp"
+
+namespace torl::model {
+
+// "cpu", "cuda" (device 0) or "cuda:N". Fails when the name is malformed, CUDA is not available in
+// this build or on this machine, or N is not a visible device.
+Expected<torch::Device> resolve_device(const std::string& name);
+
+torch::ScalarType scalar_type(config::DType dtype);
+
+// One line about the tensor runtime, e.g. "LibTorch 1.13.1, CUDA unavailable, 2 threads".
+std::string runtime_summary();
+
+}  // namespace torl::model

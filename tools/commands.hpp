@@ -1,0 +1,24 @@
+// The `torl` subcommands. Each takes its arguments (after the subcommand name) and the streams to
+// write to, and returns the process exit code: 0 success, 1 the work failed, 2 bad usage or input.
+// Only tools/ prints to stdout; everything else logs to stderr.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace torl::tools {
+
+using Args = std::vector<std::string>;
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// torl config check FILE [--set KEY=VALUE]... [--strict]
+int config_command(const Args& args, std::ostream& out, std::ostream& err);
+
+// The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
+int torl_main(const Args& args, std::ostream& out, std::ostream& err);
+
+}  // namespace torl::tools

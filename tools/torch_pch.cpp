@@ -1,0 +1,1 @@
+// Translation unit that builds the shared LibTorch precompiled header (see CMakeLists.txt).

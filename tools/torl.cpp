@@ -1,0 +1,80 @@
+// The `torl` command: dispatches to one subcommand per file (tools/*_command.cpp).
+#include <array>
+#include <iostream>
+#include <string_view>
+
+#include <caf/config.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "model/device.hpp"
+#include "tools/commands.hpp"
+
+namespace torl::tools {
+namespace {
+
+using CommandFn = int (*)(const Args&, std::ostream&, std::ostream&);
+
+struct Command {
+  std::string_view name;
+  CommandFn run;             // nullptr: not built yet
+  std::string_view summary;  // one line for --help
+  std::string_view issue;    // which issue builds it, while it is not built
+};
+
+constexpr std::array kCommands = {
+    Command{"train", nullptr, "GRPO training with tool-integrated rollouts", "#8"},
+    Command{"eval", nullptr, "tool-integrated rollouts and scores on eval sets", "#7"},
+    Command{"sweep", nullptr, "a grid of runs with one summary table", "#10"},
+    Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
+    Command{"config", config_command, "validate a config and print it resolved", ""},
+    Command{"sandbox", nullptr, "run code in the sandbox, benchmark it, serve it over HTTP", "#3"},
+    Command{"grade", nullptr, "check answers against gold answers", "#4"},
+    Command{"tokenize", nullptr, "text to token ids with a HF tokenizer.json", "#5"},
+    Command{"detokenize", nullptr, "token ids to text", "#5"},
+    Command{"generate", nullptr, "sample from a model", "#6"},
+};
+
+constexpr std::string_view kVersion = "0.1.0";
+
+void print_help(std::ostream& out) {
+  out << "torl " << kVersion << ": tool-integrated reinforcement learning (ToRL) for language models\n\n"
+      << "usage: torl COMMAND [ARGS...]    (torl COMMAND --help for its arguments)\n\ncommands:\n";
+  for (const auto& command : kCommands) {
+    out << "  " << command.name << std::string(12 - command.name.size(), ' ') << command.summary;
+    if (!command.run) out << " (not built yet: issue " << command.issue << ")";
+    out << "\n";
+  }
+  out << "\n  --help      this text\n  --version   versions of torl and its libraries\n";
+}
+
+}  // namespace
+
+int torl_main(const Args& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    print_help(err);
+    return kExitUsage;
+  }
+  const std::string& name = args[0];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_help(out);
+    return kExitOk;
+  }
+  if (name == "--version") {
+    out << "torl " << kVersion << " (" << model::runtime_summary() << ", CAF "
+        << CAF_VERSION / 10000 << "." << CAF_VERSION / 100 % 100 << "." << CAF_VERSION % 100
+        << ")\n";
+    return kExitOk;
+  }
+  for (const auto& command : kCommands) {
+    if (command.name != name) continue;
+    if (!command.run) {
+      err << "torl " << name << ": not built yet (issue " << command.issue << ")\n";
+      return kExitUsage;
+    }
+    return command.run(Args(args.begin() + 1, args.end()), out, err);
+  }
+  err << "torl: unknown command '" << name << "'; see torl --help\n";
+  return kExitUsage;
+}
+
+}  // namespace torl::tools
