@@ -201,8 +201,9 @@ class KeyLister {
 // Reads each field from the Source and checks its rules.
 class Loader {
  public:
-  Loader(const Source& source, bool require_paths, LoadResult& result)
-      : source_(source), require_paths_(require_paths), result_(result) {}
+  // `complete` is false when a file could not be read: missing keys are then a consequence, not news.
+  Loader(const Source& source, bool complete, bool require_paths, LoadResult& result)
+      : source_(source), complete_(complete), require_paths_(require_paths), result_(result) {}
 
   template <class Section>
   void section(const char* name, Section& section) {
@@ -230,7 +231,7 @@ class Loader {
     }
     const auto found = source_.values().find(key);
     if (found == source_.values().end()) {
-      if (rule.required) error(where_to_add(key), key, "required key is missing");
+      if (rule.required && complete_) error(where_to_add(key), key, "required key is missing");
       return;
     }
     const SourceValue& value = found->second;
@@ -240,7 +241,7 @@ class Loader {
                                    enum_hint<T>(value.node));
       return;
     }
-    check_rule(parsed, rule, key, value.origin);
+    check_rule(parsed, rule, key, value);
     field = std::move(parsed);
   }
 
@@ -269,7 +270,7 @@ class Loader {
   }
 
   void error(const Origin& origin, const std::string& key, const std::string& message) {
-    result_.errors.push_back({origin.where(), key, message});
+    result_.errors.push_back({origin, key, message});
   }
 
  private:
@@ -300,7 +301,8 @@ class Loader {
   }
 
   template <class T>
-  void check_rule(const T& value, const Rule& rule, const std::string& key, const Origin& origin) {
+  void check_rule(const T& value, const Rule& rule, const std::string& key, const SourceValue& given) {
+    const Origin& origin = given.origin;
     if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
       if (!within(static_cast<double>(value), rule)) {
         std::ostringstream got;
@@ -311,7 +313,9 @@ class Loader {
       check_path_rule(value, rule, key, origin);
     } else if constexpr (std::is_same_v<T, std::vector<Path>>) {
       if (rule.required && value.empty()) error(origin, key, "must list at least one file");
-      for (const auto& path : value) check_path_rule(path, rule, key, origin);
+      for (size_t i = 0; i < value.size(); ++i) {
+        check_path_rule(value[i], rule, key, element_origin(given, i));
+      }
     }
   }
 
@@ -326,8 +330,16 @@ class Loader {
     if (require_paths_) {
       error(origin, key, problem);
     } else {
-      result_.warnings.push_back({origin.where(), key, problem});
+      result_.warnings.push_back({origin, key, problem});
     }
+  }
+
+  // Where the i-th element of a list was written: its own line in a block list.
+  static Origin element_origin(const SourceValue& list, size_t i) {
+    if (list.origin.is_override || !list.node.IsSequence()) return list.origin;
+    const YAML::Mark mark = list.node[i].Mark();
+    if (mark.is_null()) return list.origin;
+    return {list.origin.file, mark.line + 1};
   }
 
   // A missing key is reported where its section starts, or at the top of the main file.
@@ -351,6 +363,7 @@ class Loader {
   }
 
   const Source& source_;
+  const bool complete_;
   const bool require_paths_;
   LoadResult& result_;
   std::string prefix_;
@@ -446,7 +459,7 @@ class Printer {
 }  // namespace
 
 std::string Problem::to_string() const {
-  return where + ": " + (key.empty() ? "" : key + ": ") + message;
+  return where() + ": " + (key.empty() ? "" : key + ": ") + message;
 }
 
 Status LoadResult::status() const {
@@ -461,16 +474,23 @@ LoadResult load_config(const fs::path& file, const LoadOptions& options) {
   LoadResult result;
   Source source;
   source.read_file(file, result.errors);
+  const bool complete = result.errors.empty();
   for (const auto& text : options.overrides) source.apply_override(text, result.errors);
 
   Config config;
   KeyLister schema;
   config.visit(schema);
-  Loader loader(source, options.require_paths, result);
+  Loader loader(source, complete, options.require_paths, result);
   config.visit(loader);
   loader.report_unknown_keys(schema);
   check_consistency(config, loader);
 
+  auto by_place = [](const Problem& a, const Problem& b) {
+    return std::tie(a.origin.is_override, a.origin.file, a.origin.line) <
+           std::tie(b.origin.is_override, b.origin.file, b.origin.line);
+  };
+  std::stable_sort(result.errors.begin(), result.errors.end(), by_place);
+  std::stable_sort(result.warnings.begin(), result.warnings.end(), by_place);
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }

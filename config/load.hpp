@@ -22,13 +22,23 @@
 
 namespace torl::config {
 
-// One problem found while loading; `where` is "FILE:LINE", "FILE" or "--set KEY=VALUE".
+// Where a value came from: a file and 1-based line (0 = the file as a whole), or a `--set` flag.
+struct Origin {
+  std::string file;  // the file, or "--set KEY=VALUE" for an override
+  int line = 0;
+  bool is_override = false;
+
+  std::string where() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
+};
+
+// One problem found while loading.
 struct Problem {
-  std::string where;
+  Origin origin;
   std::string key;      // dotted key, e.g. "tool.max_calls"; empty for whole-file problems
   std::string message;  // what is wrong and, where possible, what to do
 
-  std::string to_string() const;  // "WHERE: KEY: MESSAGE"
+  std::string where() const { return origin.where(); }
+  std::string to_string() const;  // "FILE:LINE: KEY: MESSAGE"
 };
 
 struct LoadOptions {
@@ -40,8 +50,8 @@ struct LoadOptions {
 
 struct LoadResult {
   std::optional<Config> config;   // set when there are no errors
-  std::vector<Problem> errors;
-  std::vector<Problem> warnings;
+  std::vector<Problem> errors;    // in file order, by line; overrides last
+  std::vector<Problem> warnings;  // likewise
 
   // Ok, or an invalid-argument Status whose message lists every error, one per line.
   Status status() const;

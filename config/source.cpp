@@ -35,12 +35,12 @@ void Source::read_file(const fs::path& file, std::vector<std::string>& stack,
   if (std::find(stack.begin(), stack.end(), identity) != stack.end()) {
     std::string chain;
     for (const auto& f : stack) chain += f + " -> ";
-    errors.push_back({name, "include", "include cycle: " + chain + identity});
+    errors.push_back({Origin{name, 0}, "include", "include cycle: " + chain + identity});
     return;
   }
   if (!fs::is_regular_file(file, ec)) {
     const char* what = fs::exists(file, ec) ? "is not a regular file" : "does not exist";
-    errors.push_back({name, "", std::string("config file ") + what});
+    errors.push_back({Origin{name, 0}, "", std::string("config file ") + what});
     return;
   }
 
@@ -48,15 +48,15 @@ void Source::read_file(const fs::path& file, std::vector<std::string>& stack,
   try {
     root = YAML::LoadFile(name);
   } catch (const YAML::ParserException& e) {
-    errors.push_back({origin_of(name, e.mark).where(), "", "invalid YAML: " + e.msg});
+    errors.push_back({origin_of(name, e.mark), "", "invalid YAML: " + e.msg});
     return;
   } catch (const YAML::Exception& e) {
-    errors.push_back({name, "", std::string("cannot read config: ") + e.what()});
+    errors.push_back({Origin{name, 0}, "", std::string("cannot read config: ") + e.what()});
     return;
   }
   if (root.IsNull()) return;  // an empty file sets nothing
   if (!root.IsMap()) {
-    errors.push_back({origin_of(name, root.Mark()).where(), "",
+    errors.push_back({origin_of(name, root.Mark()), "",
                       "the top level must be a mapping of sections (run:, model:, ...)"});
     return;
   }
@@ -75,7 +75,7 @@ void Source::read_file(const fs::path& file, std::vector<std::string>& stack,
       }
       if (files.empty() || !std::all_of(files.begin(), files.end(),
                                         [](const YAML::Node& f) { return f.IsScalar(); })) {
-        errors.push_back({at.where(), "include", "must be a file name or a list of file names"});
+        errors.push_back({at, "include", "must be a file name or a list of file names"});
         continue;
       }
       for (const auto& f : files) {
@@ -85,7 +85,7 @@ void Source::read_file(const fs::path& file, std::vector<std::string>& stack,
         read_file(included, stack, errors);
         // Tell where a broken include was requested from.
         for (size_t i = before; i < errors.size(); ++i) {
-          if (errors[i].where == included.string()) {
+          if (errors[i].origin.file == included.string() && errors[i].origin.line == 0) {
             errors[i].message += " (included from " + at.where() + ")";
           }
         }
@@ -103,7 +103,7 @@ void Source::merge_mapping(const YAML::Node& mapping, const std::string& prefix,
     // Values of a --set flag all come from the flag; values of a file from their own lines.
     const Origin at = origin.is_override ? origin : origin_of(origin.file, item.first.Mark());
     if (!item.first.IsScalar()) {
-      errors.push_back({at.where(), prefix, "keys must be plain names"});
+      errors.push_back({at, prefix, "keys must be plain names"});
       continue;
     }
     const std::string& name = item.first.Scalar();
@@ -111,7 +111,7 @@ void Source::merge_mapping(const YAML::Node& mapping, const std::string& prefix,
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     auto [it, inserted] = seen.emplace(name, at.line);
     if (!inserted) {
-      errors.push_back({at.where(), key,
+      errors.push_back({at, key,
                         "duplicate key (first given at line " + std::to_string(it->second) + ")"});
       continue;
     }
@@ -147,13 +147,13 @@ void Source::apply_override(const std::string& text, std::vector<Problem>& error
   const Origin origin{"--set " + text, 0, true};
   const auto eq = text.find('=');
   if (eq == std::string::npos) {
-    errors.push_back({origin.where(), "", "expected KEY=VALUE, e.g. --set tool.max_calls=2"});
+    errors.push_back({origin, "", "expected KEY=VALUE, e.g. --set tool.max_calls=2"});
     return;
   }
   const std::string key = text.substr(0, eq);
   const std::string value = text.substr(eq + 1);
   if (!is_valid_key(key)) {
-    errors.push_back({origin.where(), key, "not a dotted key such as tool.max_calls"});
+    errors.push_back({origin, key, "not a dotted key such as tool.max_calls"});
     return;
   }
   YAML::Node node;
@@ -163,7 +163,7 @@ void Source::apply_override(const std::string& text, std::vector<Problem>& error
     try {
       node = YAML::Load(value);
     } catch (const YAML::Exception& e) {
-      errors.push_back({origin.where(), key, "value is not valid YAML: " + e.msg});
+      errors.push_back({origin, key, "value is not valid YAML: " + e.msg});
       return;
     }
   }

@@ -14,15 +14,6 @@
 
 namespace torl::config {
 
-// Where a value came from: a file and 1-based line, or a `--set` flag (line 0).
-struct Origin {
-  std::string file;
-  int line = 0;
-  bool is_override = false;
-
-  std::string where() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
-};
-
 struct SourceValue {
   YAML::Node node;  // a scalar, a sequence or null (mappings are split into their keys)
   Origin origin;
