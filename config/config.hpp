@@ -181,6 +181,29 @@ struct SandboxFusionConfig {
   }
 };
 
+// How sandbox workers are isolated. Everything is on by default; switching a layer off is for
+// machines that lack it and is logged as a warning at start.
+struct IsolationConfig {
+  bool bubblewrap = true;        // namespaces: no network, read-only /usr, private /tmp and PIDs
+  bool seccomp = true;           // deny sockets other than AF_UNIX, ptrace, mount, namespaces, ...
+  bool rlimits = true;           // address space, CPU time, file size, processes per snippet
+  int uid = 65534;               // unprivileged uid the workers run as when torl runs as root; -1 = keep
+  int max_processes = 64;        // processes and threads per sandbox (RLIMIT_NPROC)
+  int tmp_mb = 64;               // size of the private /tmp (bubblewrap only)
+  int file_mb = 16;              // largest file a snippet may write (RLIMIT_FSIZE)
+
+  template <class V>
+  void visit(V& v) {
+    v("bubblewrap", bubblewrap);
+    v("seccomp", seccomp);
+    v("rlimits", rlimits);
+    v("uid", uid, {.min = -1});
+    v("max_processes", max_processes, {.min = 4});
+    v("tmp_mb", tmp_mb, {.min = 1});
+    v("file_mb", file_mb, {.min = 1});
+  }
+};
+
 struct ToolConfig {
   int max_calls = 1;             // C: code executions per trajectory; 0 = no tool
   ToolFeedback feedback = ToolFeedback::kTorl;  // how results are shown: torl, full or none
@@ -192,6 +215,7 @@ struct ToolConfig {
   int max_output_bytes = 65536;  // stdout and stderr are each cut here
   int max_queue = 1024;          // executions waiting for a worker before new ones are refused
   int max_pending = 64;          // tool calls in flight per generator (backpressure)
+  IsolationConfig isolation;     // how local workers are sandboxed
   SandboxFusionConfig sandbox_fusion;  // client settings for backend: sandbox_fusion
 
   template <class V>
@@ -206,6 +230,7 @@ struct ToolConfig {
     v("max_output_bytes", max_output_bytes, {.min = 0, .min_open = true});
     v("max_queue", max_queue, {.min = 1});
     v("max_pending", max_pending, {.min = 1});
+    v.section("isolation", isolation);
     v.section("sandbox_fusion", sandbox_fusion);
   }
 };

@@ -202,8 +202,9 @@ class KeyLister {
 class Loader {
  public:
   // `complete` is false when a file could not be read: missing keys are then a consequence, not news.
-  Loader(const Source& source, bool complete, bool require_paths, LoadResult& result)
-      : source_(source), complete_(complete), require_paths_(require_paths), result_(result) {}
+  Loader(const Source& source, bool complete, const LoadOptions& options, LoadResult& result)
+      : source_(source), complete_(complete), require_paths_(options.require_paths),
+        scope_(options.only_section.empty() ? "" : options.only_section + "."), result_(result) {}
 
   template <class Section>
   void section(const char* name, Section& section) {
@@ -223,6 +224,10 @@ class Loader {
   void operator()(const char* name, T& field, Rule rule = {}) {
     const std::string key = join_key(prefix_, name);
     used_.insert(key);
+    if (key.rfind(scope_, 0) != 0) {
+      rule.required = false;
+      rule.path = PathKind::kAny;
+    }
     const auto mapping = source_.mappings().find(key);
     if (mapping != source_.mappings().end()) {
       used_below_.insert(key);
@@ -365,6 +370,7 @@ class Loader {
   const Source& source_;
   const bool complete_;
   const bool require_paths_;
+  const std::string scope_;  // "tool." when only that section's requirements apply; "" for all
   LoadResult& result_;
   std::string prefix_;
   std::set<std::string> used_;        // keys the schema read
@@ -473,14 +479,14 @@ Status LoadResult::status() const {
 LoadResult load_config(const fs::path& file, const LoadOptions& options) {
   LoadResult result;
   Source source;
-  source.read_file(file, result.errors);
+  if (!file.empty()) source.read_file(file, result.errors);
   const bool complete = result.errors.empty();
   for (const auto& text : options.overrides) source.apply_override(text, result.errors);
 
   Config config;
   KeyLister schema;
   config.visit(schema);
-  Loader loader(source, complete, options.require_paths, result);
+  Loader loader(source, complete, options, result);
   config.visit(loader);
   loader.report_unknown_keys(schema);
   check_consistency(config, loader);

@@ -46,6 +46,9 @@ struct LoadOptions {
   // Missing input paths (model.path, data files, ...) are errors when true, warnings when false:
   // `torl config check` may run on a machine that does not hold the weights, `torl train` may not.
   bool require_paths = true;
+  // For commands that use one section (`torl sandbox` uses `tool`): required keys and paths are
+  // checked only in that section. Unknown keys and bad values are errors everywhere.
+  std::string only_section;
 };
 
 struct LoadResult {
@@ -57,6 +60,7 @@ struct LoadResult {
   Status status() const;
 };
 
+// `file` may be empty: the defaults, then the overrides.
 LoadResult load_config(const std::filesystem::path& file, const LoadOptions& options = {});
 
 // Convenience for commands: the Config, or the Status listing every error. Warnings are logged.

@@ -43,7 +43,7 @@ class Source {
 
   std::map<std::string, SourceValue> values_;  // leaves: "tool.max_calls" -> 2
   std::map<std::string, Origin> mappings_;     // mapping nodes: "tool" -> where it was opened
-  Origin top_;                                 // the file given to load_config
+  Origin top_{"(no config file)"};             // the file given to load_config
 };
 
 }  // namespace torl::config

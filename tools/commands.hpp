@@ -18,6 +18,9 @@ inline constexpr int kExitUsage = 2;
 // torl config check FILE [--set KEY=VALUE]... [--strict]
 int config_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl sandbox exec|bench ...
+int sandbox_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

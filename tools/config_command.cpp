@@ -2,6 +2,7 @@
 #include <string_view>
 
 #include "config/load.hpp"
+#include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
 
 namespace torl::tools {
@@ -30,30 +31,24 @@ int config_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::string file;
   config::LoadOptions options;
   options.require_paths = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--set") {
-      if (i + 1 == args.size()) {
-        err << "torl config check: --set needs KEY=VALUE\n";
-        return kExitUsage;
-      }
-      options.overrides.push_back(args[++i]);
-    } else if (arg.rfind("--set=", 0) == 0) {
-      options.overrides.push_back(arg.substr(6));
-    } else if (arg == "--strict") {
+  const Args rest(args.begin() + 1, args.end());
+  ArgReader reader(rest);
+  while (!reader.done()) {
+    if (reader.values("--set", options.overrides)) continue;
+    if (reader.flag("--strict")) {
       options.require_paths = true;
-    } else if (arg == "--help" || arg == "-h") {
+    } else if (reader.flag("--help") || reader.flag("-h")) {
       out << kUsage;
       return kExitOk;
-    } else if (arg.rfind("-", 0) == 0 || !file.empty()) {
-      err << "torl config check: unexpected argument '" << arg << "'\n" << kUsage;
-      return kExitUsage;
+    } else if (file.empty()) {
+      file = reader.positional();
     } else {
-      file = arg;
+      reader.fail("unexpected argument '" + reader.peek() + "'");
     }
   }
-  if (file.empty()) {
-    err << "torl config check: missing FILE\n" << kUsage;
+  if (reader.error().empty() && file.empty()) reader.fail("missing FILE");
+  if (!reader.error().empty()) {
+    err << "torl config check: " << reader.error() << "\n" << kUsage;
     return kExitUsage;
   }
 

@@ -27,7 +27,7 @@ constexpr std::array kCommands = {
     Command{"sweep", nullptr, "a grid of runs with one summary table", "#10"},
     Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
     Command{"config", config_command, "validate a config and print it resolved", ""},
-    Command{"sandbox", nullptr, "run code in the sandbox, benchmark it, serve it over HTTP", "#3"},
+    Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench)", ""},
     Command{"grade", nullptr, "check answers against gold answers", "#4"},
     Command{"tokenize", nullptr, "text to token ids with a HF tokenizer.json", "#5"},
     Command{"detokenize", nullptr, "token ids to text", "#5"},

@@ -68,7 +68,9 @@ TEST_SUITE("tools") {
     CHECK(torl({}).code == kExitUsage);
     CHECK(torl({"config", "check"}).err.find("missing FILE") != std::string::npos);
     CHECK(torl({"config", "check", "a.yaml", "--sett", "x=1"}).err.find("unexpected argument '--sett'") != std::string::npos);
-    CHECK(torl({"config", "check", "a.yaml", "--set"}).code == kExitUsage);
+    const Run dangling = torl({"config", "check", "a.yaml", "--set"});
+    CHECK(dangling.code == kExitUsage);
+    CHECK(dangling.err.rfind("torl config check: --set needs a value\n", 0) == 0);
     const Run unknown = torl({"trian"});
     CHECK(unknown.code == kExitUsage);
     CHECK(unknown.err == "torl: unknown command 'trian'; see torl --help\n");

@@ -1,0 +1,206 @@
+#include "sandbox/executor.hpp"
+
+#include <algorithm>
+#include <future>
+
+#include "common/log.hpp"
+#include "sandbox/fork_server.hpp"
+
+namespace torl::sandbox {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kLatencySamples = 8192;
+constexpr auto kRestartDelay = std::chrono::milliseconds(500);
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index), values.end());
+  return values[index];
+}
+
+ExecutionResult sandbox_error(std::string message) {
+  ExecutionResult result;
+  result.status = ExecutionStatus::kSandboxError;
+  result.stderr_text = std::move(message);
+  return result;
+}
+
+}  // namespace
+
+uint64_t ExecutorMetrics::executions() const {
+  uint64_t total = 0;
+  for (const uint64_t count : executions_by_status) total += count;
+  return total;
+}
+
+Executor::Executor(Isolation isolation)
+    : isolation_(std::move(isolation)), work_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+
+Expected<std::unique_ptr<Executor>> Executor::start(const config::ToolConfig& tool) {
+  auto isolation = Isolation::create(tool);
+  if (!isolation) return isolation.status().with_context("starting the sandbox");
+  std::unique_ptr<Executor> executor(new Executor(std::move(isolation).value()));
+
+  const int count = tool.workers;
+  auto results = std::make_shared<std::promise<Status>>();
+  auto remaining = std::make_shared<int>(count);
+  auto first_error = std::make_shared<Status>();
+  asio::post(executor->io_, [&executor = *executor, count, results, remaining, first_error] {
+    executor.workers_.resize(static_cast<size_t>(count));
+    for (int slot = 0; slot < count; ++slot) {
+      executor.start_worker(slot, [results, remaining, first_error](Status status) {
+        if (!status.ok() && first_error->ok()) *first_error = status;
+        if (--*remaining == 0) results->set_value(*first_error);
+      });
+    }
+  });
+  const Status started = results->get_future().get();
+  if (!started.ok()) return started;
+  TORL_LOG(kDebug) << "sandbox: " << count << " workers ready";
+  return executor;
+}
+
+Executor::~Executor() {
+  // Everything queued or running ends with kSandboxError before the io thread stops.
+  std::promise<void> stopped;
+  asio::post(io_, [this, &stopped] {
+    stopping_ = true;
+    std::deque<Pending> queue = std::move(queue_);
+    for (auto& pending : queue) pending.done(sandbox_error("sandbox: shutting down"));
+    for (auto& worker : workers_) {
+      if (worker) worker->shutdown();
+    }
+    workers_.clear();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Executor::start_worker(int slot, std::function<void(Status)> on_started) {
+  auto worker = std::make_shared<ForkServer>(io_, isolation_, slot);
+  auto on_ready = [this, slot, worker, on_started = std::move(on_started)](Status status) {
+    if (stopping_) return;
+    if (status.ok()) {
+      workers_[static_cast<size_t>(slot)] = worker;
+      dispatch();
+    } else if (!on_started) {
+      // A restart failed: no worker may be left, so fail what waits instead of hanging it.
+      TORL_LOG(kError) << status.message();
+      if (std::none_of(workers_.begin(), workers_.end(), [](const auto& w) { return w != nullptr; })) {
+        std::deque<Pending> queue = std::move(queue_);
+        queue_depth_ = 0;
+        for (auto& pending : queue) pending.done(sandbox_error("sandbox: no worker can start: " + status.message()));
+      }
+      restart_later(slot, std::chrono::seconds(5));
+    }
+    if (on_started) on_started(status);
+  };
+  auto on_exit = [this, slot] {
+    if (stopping_) return;
+    // The worker died (killed by its snippet, crashed, or wedged): replace it.
+    workers_[static_cast<size_t>(slot)] = nullptr;
+    {
+      std::lock_guard lock(metrics_mutex_);
+      ++counters_.worker_restarts;
+    }
+    restart_later(slot, kRestartDelay);
+  };
+  worker->start(std::move(on_ready), std::move(on_exit));
+}
+
+void Executor::restart_later(int slot, std::chrono::milliseconds delay) {
+  auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+  timer->async_wait([this, slot, timer](boost::system::error_code ec) {
+    if (!ec && !stopping_) start_worker(slot, nullptr);
+  });
+}
+
+void Executor::submit(std::string code, Done done) {
+  asio::post(io_, [this, code = std::move(code), done = std::move(done)]() mutable {
+    if (stopping_) return done(sandbox_error("sandbox: shutting down"));
+    if (queue_.size() >= static_cast<size_t>(tool().max_queue)) {
+      ExecutionResult result = sandbox_error("sandbox: queue full (tool.max_queue = " +
+                                             std::to_string(tool().max_queue) + "); try again later");
+      record(result);
+      return done(std::move(result));
+    }
+    queue_.push_back({std::move(code), std::move(done), Clock::now()});
+    queue_depth_ = queue_.size();
+    dispatch();
+  });
+}
+
+void Executor::dispatch() {
+  for (auto& worker : workers_) {
+    if (queue_.empty()) break;
+    if (!worker || !worker->idle()) continue;
+    Pending pending = std::move(queue_.front());
+    queue_.pop_front();
+    queue_depth_ = queue_.size();
+    ++running_;
+    const double queue_ms = std::chrono::duration<double, std::milli>(Clock::now() - pending.queued_at).count();
+    worker->run(std::move(pending.code), [this, queue_ms, done = std::move(pending.done)](ExecutionResult result) {
+      result.queue_ms = queue_ms;
+      --running_;
+      record(result);
+      done(std::move(result));
+      // Dispatch after the callback returns, through the queue, so that a worker's completion
+      // handler finishes before the worker is handed its next snippet.
+      asio::post(io_, [this] {
+        if (!stopping_) dispatch();
+      });
+    });
+  }
+}
+
+void Executor::record(const ExecutionResult& result) {
+  std::lock_guard lock(metrics_mutex_);
+  ++counters_.executions_by_status[static_cast<size_t>(result.status)];
+  if (samples_.size() < kLatencySamples) {
+    samples_.push_back({result.queue_ms, result.wall_ms});
+  } else {
+    samples_[next_sample_] = {result.queue_ms, result.wall_ms};
+    next_sample_ = (next_sample_ + 1) % kLatencySamples;
+  }
+}
+
+ExecutionResult Executor::run(std::string code) {
+  std::promise<ExecutionResult> promise;
+  auto future = promise.get_future();
+  submit(std::move(code), [&promise](ExecutionResult result) { promise.set_value(std::move(result)); });
+  return future.get();
+}
+
+ExecutorMetrics Executor::metrics() const {
+  ExecutorMetrics snapshot;
+  std::vector<double> queue, run, total;
+  {
+    std::lock_guard lock(metrics_mutex_);
+    snapshot = counters_;
+    for (const auto& [queue_ms, wall_ms] : samples_) {
+      queue.push_back(queue_ms);
+      run.push_back(wall_ms);
+      total.push_back(queue_ms + wall_ms);
+    }
+  }
+  snapshot.queue_depth = queue_depth_;
+  snapshot.running = running_;
+  snapshot.queue_p50_ms = percentile(queue, 0.50);
+  snapshot.queue_p99_ms = percentile(queue, 0.99);
+  snapshot.run_p50_ms = percentile(run, 0.50);
+  snapshot.run_p99_ms = percentile(run, 0.99);
+  snapshot.total_p50_ms = percentile(total, 0.50);
+  snapshot.total_p90_ms = percentile(total, 0.90);
+  snapshot.total_p99_ms = percentile(total, 0.99);
+  return snapshot;
+}
+
+}  // namespace torl::sandbox

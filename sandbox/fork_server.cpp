@@ -1,0 +1,395 @@
+#include "sandbox/fork_server.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+
+namespace torl::sandbox {
+
+extern const char* const kForkServerSource;  // forkserver.py, embedded at build time
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kStartTimeout = std::chrono::seconds(60);
+constexpr auto kKillGrace = std::chrono::seconds(2);    // for the worker to confirm a kill
+constexpr auto kDrainGrace = std::chrono::seconds(1);   // for pipes to close after the exit
+constexpr size_t kDiagnosticsBytes = 4096;
+constexpr int kControlFd = 3;
+
+double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+// Sends `data` with two descriptors attached to its first byte; returns how many bytes went out.
+ssize_t send_with_fds(int socket_fd, const std::string& data, int fd_a, int fd_b) {
+  iovec io{const_cast<char*>(data.data()), data.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(2 * sizeof(int));
+  const int fds[2] = {fd_a, fd_b};
+  std::memcpy(CMSG_DATA(header), fds, sizeof fds);
+  ssize_t sent;
+  do {
+    sent = sendmsg(socket_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  return sent;
+}
+
+}  // namespace
+
+struct ForkServer::Call {
+  explicit Call(asio::io_context& io) : out(io), err(io), timer(io), drain_timer(io) {}
+
+  Done done;
+  Clock::time_point start = Clock::now();
+  asio::posix::stream_descriptor out, err;
+  std::array<char, 65536> out_chunk, err_chunk;
+  ExecutionResult result;
+  bool out_open = true, err_open = true;
+  bool exited = false;      // the worker reported the snippet's exit
+  bool memory = false;      // ... and that it hit the memory limit
+  bool timed_out = false;   // we killed it at the wall-clock timeout
+  bool overflowed = false;  // we killed it for writing too much
+  bool kill_sent = false;
+  bool finished = false;
+  asio::steady_timer timer;        // the timeout, then the grace for the kill
+  asio::steady_timer drain_timer;  // after the exit, the grace for the pipes
+  std::string pending_write;       // what sendmsg could not send at once
+};
+
+ForkServer::ForkServer(asio::io_context& io, const Isolation& isolation, int slot)
+    : io_(io), isolation_(isolation), slot_(slot), control_(io), process_(io), diagnostics_(io),
+      start_timer_(io) {}
+
+ForkServer::~ForkServer() { stop(); }
+
+void ForkServer::shutdown() {
+  on_started_ = nullptr;
+  on_exit_ = nullptr;
+  stop();
+  if (pid_ > 0) {
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  if (call_) {
+    finish({.status = ExecutionStatus::kSandboxError, .stderr_text = "sandbox: shutting down"});
+  }
+  state_ = State::kDead;
+}
+
+void ForkServer::start(std::function<void(Status)> on_started, std::function<void()> on_exit) {
+  on_started_ = std::move(on_started);
+  on_exit_ = std::move(on_exit);
+  auto fail = [&](Status status) {
+    state_ = State::kDead;
+    auto callback = std::move(on_started_);
+    asio::post(io_, [callback, status] { callback(status); });
+  };
+
+  int control[2], diagnostics[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) != 0) {
+    return fail(io_error(std::string("socketpair: ") + std::strerror(errno)));
+  }
+  if (pipe2(diagnostics, O_CLOEXEC) != 0) {
+    close(control[0]);
+    close(control[1]);
+    return fail(io_error(std::string("pipe: ") + std::strerror(errno)));
+  }
+  const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+  if (!isolation_.tool().isolation.bubblewrap) {
+    std::error_code ec;
+    const auto base = std::filesystem::temp_directory_path(ec) / "torl-sandbox";
+    std::filesystem::create_directories(base, ec);
+    std::string pattern = (base / "worker-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) host_workdir_ = pattern;
+  }
+
+  const auto& tool = isolation_.tool();
+  Json settings = Json::parse(isolation_.limits_json());
+  settings["pid_namespace"] = isolation_.pid_namespace();
+  settings["workdir"] = isolation_.workdir(host_workdir_);
+  auto spawned = isolation_.spawn({tool.python.string(), "-I", "-c", kForkServerSource, settings.dump()},
+                                  {{1, null_fd}, {2, diagnostics[1]}, {kControlFd, control[1]}});
+  close(control[1]);
+  close(diagnostics[1]);
+  close(null_fd);
+  if (!spawned) {
+    close(control[0]);
+    close(diagnostics[0]);
+    return fail(spawned.status().with_context("starting sandbox worker " + std::to_string(slot_)));
+  }
+  pid_ = spawned->pid;
+  control_.assign(asio::local::stream_protocol(), control[0]);
+  process_.assign(spawned->pidfd);
+  diagnostics_.assign(diagnostics[0]);
+
+  auto self = shared_from_this();
+  process_.async_wait(asio::posix::stream_descriptor::wait_read, [self](boost::system::error_code ec) {
+    if (!ec) self->on_worker_exit();
+  });
+  start_timer_.expires_after(kStartTimeout);
+  start_timer_.async_wait([self](boost::system::error_code ec) {
+    if (ec || self->state_ != State::kStarting) return;
+    self->state_ = State::kDead;  // never started: its exit is no news
+    self->stop();
+    auto callback = std::move(self->on_started_);
+    callback(Status(StatusCode::kTimeout, "sandbox worker " + std::to_string(self->slot_) +
+                                              " did not become ready in 60 s" + self->diagnostics_tail()));
+  });
+  read_diagnostics();
+  read_control();
+}
+
+void ForkServer::read_diagnostics() {
+  auto self = shared_from_this();
+  diagnostics_.async_read_some(asio::buffer(diagnostics_chunk_), [self](boost::system::error_code ec, size_t n) {
+    if (ec) return;
+    self->diagnostics_text_.append(self->diagnostics_chunk_.data(), n);
+    if (self->diagnostics_text_.size() > kDiagnosticsBytes) {
+      self->diagnostics_text_.erase(0, self->diagnostics_text_.size() - kDiagnosticsBytes);
+    }
+    self->read_diagnostics();
+  });
+}
+
+std::string ForkServer::diagnostics_tail() const {
+  if (diagnostics_text_.empty()) return "";
+  return "; its stderr ends with:\n" + diagnostics_text_;
+}
+
+void ForkServer::read_control() {
+  auto self = shared_from_this();
+  asio::async_read_until(control_, asio::dynamic_buffer(control_buffer_), '\n',
+                         [self](boost::system::error_code ec, size_t n) {
+                           if (ec) return;  // the worker's exit is handled through its pidfd
+                           std::string line = self->control_buffer_.substr(0, n - 1);
+                           self->control_buffer_.erase(0, n);
+                           self->on_control_line(line);
+                           if (self->state_ != State::kDead) self->read_control();
+                         });
+}
+
+void ForkServer::on_control_line(const std::string& line) {
+  auto message = parse_json(line, "sandbox worker " + std::to_string(slot_));
+  if (!message || !message->is_object()) {
+    TORL_LOG(kError) << "sandbox worker " << slot_ << " sent a malformed message: " << line;
+    stop();
+    on_worker_exit();
+    return;
+  }
+  if (state_ == State::kStarting && message->value("ready", false)) {
+    state_ = State::kIdle;
+    start_timer_.cancel();
+    auto callback = std::move(on_started_);
+    callback(Status());
+    return;
+  }
+  if (state_ != State::kBusy || !call_) return;
+  Call& call = *call_;
+  call.exited = true;
+  call.memory = message->value("memory", false);
+  call.result.exit_code = message->value("exit_code", -1);
+  call.result.signal = message->value("signal", 0);
+  call.timer.cancel();
+  auto self = shared_from_this();
+  call.drain_timer.expires_after(kDrainGrace);
+  call.drain_timer.async_wait([self, &call](boost::system::error_code ec) {
+    if (ec || call.finished) return;
+    call.out_open = call.err_open = false;  // something outside the sandbox's reach holds the pipes
+    self->maybe_finish();
+  });
+  maybe_finish();
+}
+
+void ForkServer::run(std::string code, Done done) {
+  TORL_CHECK(state_ == State::kIdle && !call_, "ForkServer::run on a worker that is not idle");
+  state_ = State::kBusy;
+  call_ = std::make_unique<Call>(io_);
+  Call& call = *call_;
+  call.done = std::move(done);
+
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    return finish({.status = ExecutionStatus::kSandboxError, .stderr_text = std::string("pipe: ") + std::strerror(errno)});
+  }
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return finish({.status = ExecutionStatus::kSandboxError, .stderr_text = std::string("pipe: ") + std::strerror(errno)});
+  }
+  const std::string message =
+      Json{{"code", code}}.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  const ssize_t sent = send_with_fds(control_.native_handle(), message, out[1], err[1]);
+  close(out[1]);
+  close(err[1]);
+  call.out.assign(out[0]);
+  call.err.assign(err[0]);
+  if (sent <= 0) {
+    // The worker is gone or wedged; its pidfd will tell. Finish this call now.
+    stop();
+    return finish({.status = ExecutionStatus::kSandboxError,
+                   .stderr_text = "the sandbox worker did not accept the code (it is being replaced)"});
+  }
+  auto self = shared_from_this();
+  if (static_cast<size_t>(sent) < message.size()) {
+    call.pending_write = message.substr(static_cast<size_t>(sent));
+    asio::async_write(control_, asio::buffer(call.pending_write), [](boost::system::error_code, size_t) {});
+  }
+
+  read_output(true);
+  read_output(false);
+  call.timer.expires_after(std::chrono::milliseconds(isolation_.tool().timeout_ms));
+  call.timer.async_wait([self, &call](boost::system::error_code ec) {
+    if (ec || call.finished || call.exited) return;
+    call.timed_out = true;
+    self->request_kill();
+  });
+}
+
+void ForkServer::read_output(bool is_stdout) {
+  Call& call = *call_;
+  auto& pipe = is_stdout ? call.out : call.err;
+  auto& chunk = is_stdout ? call.out_chunk : call.err_chunk;
+  auto self = shared_from_this();
+  pipe.async_read_some(asio::buffer(chunk), [self, &call, is_stdout](boost::system::error_code ec, size_t n) {
+    if (call.finished) return;
+    std::string& text = is_stdout ? call.result.stdout_text : call.result.stderr_text;
+    const auto& chunk = is_stdout ? call.out_chunk : call.err_chunk;
+    if (ec) {
+      (is_stdout ? call.out_open : call.err_open) = false;
+      self->maybe_finish();
+      return;
+    }
+    const size_t cap = static_cast<size_t>(self->isolation_.tool().max_output_bytes);
+    const size_t room = cap > text.size() ? cap - text.size() : 0;
+    text.append(chunk.data(), std::min(n, room));
+    if (n > room) {
+      // Past the cap: keep what fits, stop reading, and end the snippet.
+      call.result.truncated = true;
+      if (!call.exited && !call.timed_out) call.overflowed = true;
+      (is_stdout ? call.out_open : call.err_open) = false;
+      self->request_kill();
+      self->maybe_finish();
+      return;
+    }
+    self->read_output(is_stdout);
+  });
+}
+
+void ForkServer::request_kill() {
+  Call& call = *call_;
+  if (call.kill_sent || call.exited) return;
+  call.kill_sent = true;
+  auto self = shared_from_this();
+  auto line = std::make_shared<std::string>("{\"kill\": true}\n");
+  asio::async_write(control_, asio::buffer(*line), [line](boost::system::error_code, size_t) {});
+  call.timer.expires_after(kKillGrace);
+  call.timer.async_wait([self, &call](boost::system::error_code ec) {
+    if (ec || call.finished || call.exited) return;
+    TORL_LOG(kWarn) << "sandbox worker " << self->slot_ << " did not confirm a kill; replacing it";
+    self->stop();
+    self->on_worker_exit();
+  });
+}
+
+void ForkServer::maybe_finish() {
+  Call& call = *call_;
+  if (call.finished || !call.exited || call.out_open || call.err_open) return;
+  ExecutionResult& result = call.result;
+  if (call.overflowed) {
+    result.status = ExecutionStatus::kOutputLimit;
+  } else if (call.timed_out || result.signal == SIGXCPU) {
+    result.status = ExecutionStatus::kTimeout;
+  } else if (call.memory) {
+    result.status = ExecutionStatus::kMemory;
+  } else if (result.signal != 0) {
+    result.status = ExecutionStatus::kKilled;
+  } else {
+    result.status = result.exit_code == 0 ? ExecutionStatus::kOk : ExecutionStatus::kError;
+  }
+  finish(std::move(result));
+}
+
+void ForkServer::finish(ExecutionResult result) {
+  std::unique_ptr<Call> call = std::move(call_);
+  call->finished = true;
+  boost::system::error_code ignored;
+  call->out.close(ignored);
+  call->err.close(ignored);
+  call->timer.cancel();
+  call->drain_timer.cancel();
+  result.wall_ms = elapsed_ms(call->start);
+  if (state_ == State::kBusy) state_ = State::kIdle;
+  // Handlers still queued for this call hold references into it: free it after they have run.
+  Done done = std::move(call->done);
+  asio::post(io_, [call = std::shared_ptr<Call>(std::move(call))] {});
+  done(std::move(result));
+}
+
+void ForkServer::on_worker_exit() {
+  if (pid_ > 0) {
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const bool was_starting = state_ == State::kStarting;
+  const bool was_dead = state_ == State::kDead && !call_;
+  state_ = State::kDead;
+  boost::system::error_code ignored;
+  control_.close(ignored);
+  process_.close(ignored);
+  start_timer_.cancel();
+  if (call_) {
+    Call& call = *call_;
+    ExecutionResult result = std::move(call.result);
+    if (call.timed_out) {
+      result.status = ExecutionStatus::kTimeout;
+    } else if (call.overflowed) {
+      result.status = ExecutionStatus::kOutputLimit;
+    } else {
+      result.status = ExecutionStatus::kSandboxError;
+      if (!result.stderr_text.empty() && result.stderr_text.back() != '\n') result.stderr_text += "\n";
+      result.stderr_text += "sandbox: the worker process died during this call (it is being replaced)";
+    }
+    finish(std::move(result));
+  }
+  if (was_starting && on_started_) {
+    auto callback = std::move(on_started_);
+    callback(Status(StatusCode::kUnavailable,
+                    "sandbox worker " + std::to_string(slot_) + " exited while starting" + diagnostics_tail()));
+    return;
+  }
+  if (!was_dead && on_exit_) {
+    auto callback = std::move(on_exit_);
+    callback();
+  }
+}
+
+void ForkServer::stop() {
+  if (pid_ > 0) kill(pid_, SIGKILL);
+  if (!host_workdir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(host_workdir_, ec);
+    host_workdir_.clear();
+  }
+}
+
+}  // namespace torl::sandbox

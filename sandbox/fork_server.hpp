@@ -1,0 +1,82 @@
+// ForkServer: one sandbox worker, seen from torl. It starts a warm Python process (forkserver.py) in
+// the sandbox and runs one snippet at a time in a fresh child of it: it hands over the code and the
+// child's stdout/stderr pipes, reads the output up to the cap, enforces the wall-clock timeout, and
+// turns what happened into an ExecutionResult.
+//
+// Owned by the Executor (executor.hpp) and used only on its io_context thread; all callbacks run
+// there. Held by shared_ptr because pending asynchronous operations keep it alive. A worker that
+// dies is not restarted here: it reports through `on_exit` and the Executor replaces it.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/asio.hpp"
+
+#include "common/status.hpp"
+#include "sandbox/execution_result.hpp"
+#include "sandbox/isolation.hpp"
+
+namespace torl::sandbox {
+
+class ForkServer : public std::enable_shared_from_this<ForkServer> {
+ public:
+  using Done = std::function<void(ExecutionResult)>;
+
+  ForkServer(boost::asio::io_context& io, const Isolation& isolation, int slot);
+  ~ForkServer();
+
+  // Spawns the worker. `on_started` gets ok once it has its imports loaded and is ready, or the
+  // reason it could not start (with the worker's own stderr). `on_exit` is called once if the worker
+  // process ends after a successful start, whatever the cause.
+  void start(std::function<void(Status)> on_started, std::function<void()> on_exit);
+
+  // Runs one snippet; the worker must be idle. `done` is called exactly once.
+  void run(std::string code, Done done);
+
+  // Kills the worker process. A snippet in progress ends with kSandboxError now; no other callback
+  // is made after this.
+  void shutdown();
+
+  bool idle() const { return state_ == State::kIdle; }
+  int slot() const { return slot_; }
+
+ private:
+  enum class State { kStarting, kIdle, kBusy, kDead };
+  struct Call;
+
+  void read_diagnostics();
+  void read_control();
+  void on_control_line(const std::string& line);
+  void read_output(bool is_stdout);
+  void request_kill();
+  void maybe_finish();
+  void finish(ExecutionResult result);
+  void on_worker_exit();
+  void stop();  // kills the process; its exit is then seen through the pidfd
+  std::string diagnostics_tail() const;
+
+  boost::asio::io_context& io_;
+  const Isolation& isolation_;
+  const int slot_;
+
+  // All below: touched only on the io thread.
+  State state_ = State::kStarting;
+  pid_t pid_ = -1;
+  std::string host_workdir_;  // private folder for snippets when bubblewrap is off
+  boost::asio::local::stream_protocol::socket control_;
+  boost::asio::posix::stream_descriptor process_;      // pidfd: readable when the worker exits
+  boost::asio::posix::stream_descriptor diagnostics_;  // the worker's own stderr
+  std::string control_buffer_;
+  std::string diagnostics_text_;  // the last few KiB of the worker's stderr
+  std::array<char, 1024> diagnostics_chunk_;
+  boost::asio::steady_timer start_timer_;
+  std::function<void(Status)> on_started_;
+  std::function<void()> on_exit_;
+  std::unique_ptr<Call> call_;  // the snippet in progress, if any
+};
+
+}  // namespace torl::sandbox
