@@ -70,7 +70,10 @@ class ArgReader {
     return arg;
   }
 
-  void fail(std::string message) { error_ = std::move(message); }
+  // Records `message` unless an earlier problem was already recorded (the first one is reported).
+  void fail(std::string message) {
+    if (error_.empty()) error_ = std::move(message);
+  }
   const std::string& error() const { return error_; }
 
  private:
