@@ -235,6 +235,8 @@ std::vector<std::string> Isolation::bubblewrap_arguments() const {
       "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
       "--proc", "/proc", "--dev", "/dev",
       "--size", std::to_string(static_cast<long long>(tool_.isolation.tmp_mb) << 20), "--tmpfs", "/tmp",
+      // Everything but /tmp read-only, including the root that bubblewrap builds the rest in.
+      "--remount-ro", "/",
       "--chdir", "/tmp", "--clearenv"};
   for (const auto& variable : sandbox_environment("/tmp")) {
     const auto eq = variable.find('=');
