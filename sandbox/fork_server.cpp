@@ -116,11 +116,16 @@ void ForkServer::start(std::function<void(Status)> on_started, std::function<voi
   const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
   if (!isolation_.tool().isolation.bubblewrap) {
-    std::error_code ec;
-    const auto base = std::filesystem::temp_directory_path(ec) / "torl-sandbox";
-    std::filesystem::create_directories(base, ec);
-    std::string pattern = (base / "worker-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) host_workdir_ = pattern;
+    auto workdir = isolation_.make_host_workdir();
+    if (!workdir) {
+      close(control[0]);
+      close(control[1]);
+      close(diagnostics[0]);
+      close(diagnostics[1]);
+      close(null_fd);
+      return fail(workdir.status());
+    }
+    host_workdir_ = *workdir;
   }
 
   const auto& tool = isolation_.tool();

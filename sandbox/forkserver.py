@@ -259,9 +259,9 @@ def serve():
         status = wait_for_child(control, pid)
         if SETTINGS["pid_namespace"]:
             kill_everything_else()
-            empty_workdir()
         else:
             kill_snippet(pid)
+        empty_workdir()
         os.set_blocking(status_read, False)
         try:
             memory = MEMORY_MARK in os.read(status_read, 64)

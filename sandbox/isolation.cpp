@@ -224,6 +224,20 @@ std::string Isolation::workdir(const std::string& host_workdir) const {
   return tool_.isolation.bubblewrap ? "/tmp" : host_workdir;
 }
 
+Expected<std::string> Isolation::make_host_workdir() const {
+  std::error_code ec;
+  const auto base = std::filesystem::temp_directory_path(ec) / "torl-sandbox";
+  std::filesystem::create_directories(base, ec);
+  std::string path = (base / "worker-XXXXXX").string();
+  if (mkdtemp(path.data()) == nullptr) {
+    return io_error("creating a sandbox folder under " + base.string() + ": " + std::strerror(errno));
+  }
+  if (run_as_uid_ >= 0 && chown(path.c_str(), run_as_uid_, run_as_uid_) != 0) {
+    return io_error("handing " + path + " to uid " + std::to_string(run_as_uid_) + ": " + std::strerror(errno));
+  }
+  return path;
+}
+
 std::vector<std::string> Isolation::bubblewrap_arguments() const {
   std::vector<std::string> args = {
       kBubblewrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",

@@ -50,6 +50,10 @@ class Isolation {
   // Where snippets run: /tmp inside bubblewrap; without it, `host_workdir` (a private folder).
   std::string workdir(const std::string& host_workdir) const;
 
+  // Without bubblewrap, each worker needs a private folder on the host for its snippets: makes one
+  // under the system temp folder, owned by the sandbox uid. The caller removes it.
+  Expected<std::string> make_host_workdir() const;
+
   // Whether the sandbox has its own PID namespace, so that "every process but us" is safe to kill.
   bool pid_namespace() const { return tool_.isolation.bubblewrap; }
 

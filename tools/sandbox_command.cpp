@@ -45,7 +45,7 @@ struct Snippet {
 
 constexpr Snippet kSnippets[] = {
     {"trivial", "print(1 + 1)\n", "2\n"},
-    {"numpy", "import numpy as np\nm = np.arange(9.0).reshape(3, 3) + np.eye(3)\nprint(round(float(np.linalg.det(m)), 6))\n", "4.0\n"},
+    {"numpy", "import numpy as np\nm = np.arange(9.0).reshape(3, 3) + np.eye(3)\nprint(round(float(np.linalg.det(m)), 6))\n", "-5.0\n"},
     {"sympy", "import sympy as sp\nx = sp.symbols('x')\nprint(sp.solve(x**2 - 5*x + 6, x))\n", "[2, 3]\n"},
 };
 

@@ -359,6 +359,22 @@ TEST_SUITE("sandbox") {
     CHECK(std::count(statuses.begin(), statuses.end(), ExecutionStatus::kSandboxError) >= 1);
   }
 
+  TEST_CASE("with bubblewrap switched off, snippets still run with their limits in a private folder") {
+    config::ToolConfig tool = test_tool_config();
+    tool.workers = 1;
+    tool.isolation.bubblewrap = false;
+    auto started = Executor::start(tool);
+    REQUIRE_MESSAGE(started.ok(), started.status().message());
+    Executor& weak = **started;
+    const ExecutionResult first = weak.run("import os\nopen('left.txt', 'w').write('x')\nprint(os.getcwd().startswith('/tmp/torl-sandbox/worker-'))");
+    CHECK(first.status == ExecutionStatus::kOk);
+    CHECK(first.stdout_text == "True\n");
+    CHECK(weak.run("import os\nprint(os.listdir('.'))").stdout_text == "[]\n");
+    CHECK(weak.run("x = bytearray(4 * 1024**3)").status == ExecutionStatus::kMemory);
+    CHECK(weak.run("while True: pass").status == ExecutionStatus::kTimeout);
+    CHECK(weak.run("print(2 + 2)").stdout_text == "4\n");
+  }
+
   TEST_CASE("shutting down ends waiting calls with a status and leaves no process behind") {
     config::ToolConfig tool = test_tool_config();
     tool.workers = 1;
