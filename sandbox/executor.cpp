@@ -142,22 +142,27 @@ void Executor::dispatch() {
   for (auto& worker : workers_) {
     if (queue_.empty()) break;
     if (!worker || !worker->idle()) continue;
-    Pending pending = std::move(queue_.front());
-    queue_.pop_front();
-    queue_depth_ = queue_.size();
-    ++running_;
+    Pending& pending = queue_.front();
     const double queue_ms = std::chrono::duration<double, std::milli>(Clock::now() - pending.queued_at).count();
-    worker->run(std::move(pending.code), [this, queue_ms, done = std::move(pending.done)](ExecutionResult result) {
+    auto original = std::make_shared<Done>(std::move(pending.done));
+    Done done = [this, queue_ms, original](ExecutionResult result) {
       result.queue_ms = queue_ms;
       --running_;
       record(result);
-      done(std::move(result));
+      (*original)(std::move(result));
       // Dispatch after the callback returns, through the queue, so that a worker's completion
       // handler finishes before the worker is handed its next snippet.
       asio::post(io_, [this] {
         if (!stopping_) dispatch();
       });
-    });
+    };
+    if (!worker->run(pending.code, done)) {
+      pending.done = std::move(*original);  // a dying worker: the snippet stays first in line
+      continue;
+    }
+    queue_.pop_front();
+    queue_depth_ = queue_.size();
+    ++running_;
   }
 }
 

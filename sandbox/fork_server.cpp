@@ -27,6 +27,13 @@ constexpr auto kDrainGrace = std::chrono::seconds(1);   // for pipes to close af
 constexpr size_t kDiagnosticsBytes = 4096;
 constexpr int kControlFd = 3;
 
+constexpr const char* kWorkerDied = "sandbox: the worker process died during this call (it is being replaced)";
+
+void append_line(std::string& text, const std::string& line) {
+  if (!text.empty() && text.back() != '\n') text += "\n";
+  text += line;
+}
+
 double elapsed_ms(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
@@ -66,6 +73,7 @@ struct ForkServer::Call {
   bool out_open = true, err_open = true;
   bool exited = false;      // the worker reported the snippet's exit
   bool memory = false;      // ... and that it hit the memory limit
+  bool worker_died = false; // ... or that the snippet killed part of the worker, which now exits
   bool timed_out = false;   // we killed it at the wall-clock timeout
   bool overflowed = false;  // we killed it for writing too much
   bool kill_sent = false;
@@ -212,6 +220,7 @@ void ForkServer::on_control_line(const std::string& line) {
   Call& call = *call_;
   call.exited = true;
   call.memory = message->value("memory", false);
+  call.worker_died = message->value("worker_died", false);
   call.result.exit_code = message->value("exit_code", -1);
   call.result.signal = message->value("signal", 0);
   call.timer.cancel();
@@ -225,35 +234,34 @@ void ForkServer::on_control_line(const std::string& line) {
   maybe_finish();
 }
 
-void ForkServer::run(std::string code, Done done) {
+bool ForkServer::run(const std::string& code, Done& done) {
   TORL_CHECK(state_ == State::kIdle && !call_, "ForkServer::run on a worker that is not idle");
-  state_ = State::kBusy;
-  call_ = std::make_unique<Call>(io_);
-  Call& call = *call_;
-  call.done = std::move(done);
-
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    return finish({.status = ExecutionStatus::kSandboxError, .stderr_text = std::string("pipe: ") + std::strerror(errno)});
-  }
+  if (pipe2(out, O_CLOEXEC) != 0) return false;
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]);
     close(out[1]);
-    return finish({.status = ExecutionStatus::kSandboxError, .stderr_text = std::string("pipe: ") + std::strerror(errno)});
+    return false;
   }
   const std::string message =
       Json{{"code", code}}.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   const ssize_t sent = send_with_fds(control_.native_handle(), message, out[1], err[1]);
   close(out[1]);
   close(err[1]);
+  if (sent <= 0) {
+    // The worker is gone or wedged: the snippet never started, so it goes to another worker.
+    close(out[0]);
+    close(err[0]);
+    state_ = State::kExiting;
+    stop();
+    return false;
+  }
+  state_ = State::kBusy;
+  call_ = std::make_unique<Call>(io_);
+  Call& call = *call_;
+  call.done = std::move(done);
   call.out.assign(out[0]);
   call.err.assign(err[0]);
-  if (sent <= 0) {
-    // The worker is gone or wedged; its pidfd will tell. Finish this call now.
-    stop();
-    return finish({.status = ExecutionStatus::kSandboxError,
-                   .stderr_text = "the sandbox worker did not accept the code (it is being replaced)"});
-  }
   auto self = shared_from_this();
   if (static_cast<size_t>(sent) < message.size()) {
     call.pending_write = message.substr(static_cast<size_t>(sent));
@@ -268,6 +276,7 @@ void ForkServer::run(std::string code, Done done) {
     call.timed_out = true;
     self->request_kill();
   });
+  return true;
 }
 
 void ForkServer::read_output(bool is_stdout) {
@@ -320,7 +329,11 @@ void ForkServer::maybe_finish() {
   Call& call = *call_;
   if (call.finished || !call.exited || call.out_open || call.err_open) return;
   ExecutionResult& result = call.result;
-  if (call.overflowed) {
+  if (call.worker_died) {
+    result.status = ExecutionStatus::kSandboxError;
+    append_line(result.stderr_text, kWorkerDied);
+    state_ = State::kExiting;  // takes no more work; on_exit follows
+  } else if (call.overflowed) {
     result.status = ExecutionStatus::kOutputLimit;
   } else if (call.timed_out || result.signal == SIGXCPU) {
     result.status = ExecutionStatus::kTimeout;
@@ -371,8 +384,7 @@ void ForkServer::on_worker_exit() {
       result.status = ExecutionStatus::kOutputLimit;
     } else {
       result.status = ExecutionStatus::kSandboxError;
-      if (!result.stderr_text.empty() && result.stderr_text.back() != '\n') result.stderr_text += "\n";
-      result.stderr_text += "sandbox: the worker process died during this call (it is being replaced)";
+      append_line(result.stderr_text, kWorkerDied);
     }
     finish(std::move(result));
   }

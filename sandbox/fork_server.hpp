@@ -34,8 +34,10 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   // process ends after a successful start, whatever the cause.
   void start(std::function<void(Status)> on_started, std::function<void()> on_exit);
 
-  // Runs one snippet; the worker must be idle. `done` is called exactly once.
-  void run(std::string code, Done done);
+  // Runs one snippet; the worker must be idle. Returns false, leaving `done` untouched, when the
+  // worker cannot take the code (it is dying): the caller gives the snippet to another worker.
+  // Otherwise `done` is moved from and called exactly once.
+  bool run(const std::string& code, Done& done);
 
   // Kills the worker process. A snippet in progress ends with kSandboxError now; no other callback
   // is made after this.
@@ -45,7 +47,13 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   int slot() const { return slot_; }
 
  private:
-  enum class State { kStarting, kIdle, kBusy, kDead };
+  enum class State {
+    kStarting,
+    kIdle,
+    kBusy,
+    kExiting,  // reported that it is going away; its exit will be reported through on_exit
+    kDead,
+  };
   struct Call;
 
   void read_diagnostics();
