@@ -52,6 +52,7 @@ Expected<std::unique_ptr<Executor>> Executor::start(const config::ToolConfig& to
   auto first_error = std::make_shared<Status>();
   asio::post(executor->io_, [&executor = *executor, count, results, remaining, first_error] {
     executor.workers_.resize(static_cast<size_t>(count));
+    executor.starting_.resize(static_cast<size_t>(count));
     for (int slot = 0; slot < count; ++slot) {
       executor.start_worker(slot, [results, remaining, first_error](Status status) {
         if (!status.ok() && first_error->ok()) *first_error = status;
@@ -72,10 +73,12 @@ Executor::~Executor() {
     stopping_ = true;
     std::deque<Pending> queue = std::move(queue_);
     for (auto& pending : queue) pending.done(sandbox_error("sandbox: shutting down"));
-    for (auto& worker : workers_) {
-      if (worker) worker->shutdown();
+    for (auto* group : {&workers_, &starting_}) {
+      for (auto& worker : *group) {
+        if (worker) worker->shutdown();
+      }
+      group->clear();
     }
-    workers_.clear();
     stopped.set_value();
   });
   stopped.get_future().wait();
@@ -86,10 +89,14 @@ Executor::~Executor() {
 
 void Executor::start_worker(int slot, std::function<void(Status)> on_started) {
   auto worker = std::make_shared<ForkServer>(io_, isolation_, slot);
-  auto on_ready = [this, slot, worker, on_started = std::move(on_started)](Status status) {
+  starting_[static_cast<size_t>(slot)] = worker;
+  // The callback is stored in the worker, so it holds the worker weakly.
+  auto on_ready = [this, slot, weak = std::weak_ptr<ForkServer>(worker),
+                   on_started = std::move(on_started)](Status status) {
     if (stopping_) return;
+    starting_[static_cast<size_t>(slot)] = nullptr;
     if (status.ok()) {
-      workers_[static_cast<size_t>(slot)] = worker;
+      workers_[static_cast<size_t>(slot)] = weak.lock();
       dispatch();
     } else if (!on_started) {
       // A restart failed: no worker may be left, so fail what waits instead of hanging it.

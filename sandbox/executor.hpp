@@ -82,7 +82,8 @@ class Executor {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
 
   // Touched only on the io thread.
-  std::vector<std::shared_ptr<ForkServer>> workers_;  // by slot; null while (re)starting
+  std::vector<std::shared_ptr<ForkServer>> workers_;   // by slot: ready workers; null while (re)starting
+  std::vector<std::shared_ptr<ForkServer>> starting_;  // by slot: a worker not ready yet
   std::deque<Pending> queue_;
   bool stopping_ = false;
 

@@ -26,7 +26,6 @@ constexpr auto kKillGrace = std::chrono::seconds(2);    // for the worker to con
 constexpr auto kDrainGrace = std::chrono::seconds(1);   // for pipes to close after the exit
 constexpr size_t kDiagnosticsBytes = 4096;
 constexpr int kControlFd = 3;
-
 constexpr const char* kWorkerDied = "sandbox: the worker process died during this call (it is being replaced)";
 
 void append_line(std::string& text, const std::string& line) {
@@ -36,6 +35,12 @@ void append_line(std::string& text, const std::string& line) {
 
 double elapsed_ms(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+ExecutionResult sandbox_error(std::string message) {
+  ExecutionResult result;
+  result.stderr_text = std::move(message);
+  return result;
 }
 
 // Sends `data` with two descriptors attached to its first byte; returns how many bytes went out.
@@ -62,6 +67,8 @@ ssize_t send_with_fds(int socket_fd, const std::string& data, int fd_a, int fd_b
 
 }  // namespace
 
+// One snippet in progress. Its asynchronous handlers hold it by shared_ptr and do nothing once it
+// is `finished`.
 struct ForkServer::Call {
   explicit Call(asio::io_context& io) : out(io), err(io), timer(io), drain_timer(io) {}
 
@@ -71,36 +78,24 @@ struct ForkServer::Call {
   std::array<char, 65536> out_chunk, err_chunk;
   ExecutionResult result;
   bool out_open = true, err_open = true;
-  bool exited = false;      // the worker reported the snippet's exit
-  bool memory = false;      // ... and that it hit the memory limit
-  bool worker_died = false; // ... or that the snippet killed part of the worker, which now exits
-  bool timed_out = false;   // we killed it at the wall-clock timeout
-  bool overflowed = false;  // we killed it for writing too much
+  bool exited = false;       // the worker reported the snippet's end
+  bool memory = false;       // ... and that it hit the memory limit
+  bool worker_died = false;  // ... or that the snippet broke the worker, which now exits
+  bool timed_out = false;    // we killed it at the wall-clock timeout
+  bool overflowed = false;   // we killed it for writing too much
   bool kill_sent = false;
   bool finished = false;
   asio::steady_timer timer;        // the timeout, then the grace for the kill
   asio::steady_timer drain_timer;  // after the exit, the grace for the pipes
-  std::string pending_write;       // what sendmsg could not send at once
 };
 
 ForkServer::ForkServer(asio::io_context& io, const Isolation& isolation, int slot)
     : io_(io), isolation_(isolation), slot_(slot), control_(io), process_(io), diagnostics_(io),
       start_timer_(io) {}
 
-ForkServer::~ForkServer() { stop(); }
-
-void ForkServer::shutdown() {
-  on_started_ = nullptr;
-  on_exit_ = nullptr;
+ForkServer::~ForkServer() {
   stop();
-  if (pid_ > 0) {
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  if (call_) {
-    finish({.status = ExecutionStatus::kSandboxError, .stderr_text = "sandbox: shutting down"});
-  }
-  state_ = State::kDead;
+  reap();
 }
 
 void ForkServer::start(std::function<void(Status)> on_started, std::function<void()> on_exit) {
@@ -122,22 +117,21 @@ void ForkServer::start(std::function<void(Status)> on_started, std::function<voi
     return fail(io_error(std::string("pipe: ") + std::strerror(errno)));
   }
   const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  auto close_all = [&] {
+    for (const int fd : {control[0], control[1], diagnostics[0], diagnostics[1], null_fd}) close(fd);
+  };
 
   if (!isolation_.tool().isolation.bubblewrap) {
     auto workdir = isolation_.make_host_workdir();
     if (!workdir) {
-      close(control[0]);
-      close(control[1]);
-      close(diagnostics[0]);
-      close(diagnostics[1]);
-      close(null_fd);
+      close_all();
       return fail(workdir.status());
     }
     host_workdir_ = *workdir;
   }
 
   const auto& tool = isolation_.tool();
-  Json settings = Json::parse(isolation_.limits_json());
+  Json settings = isolation_.snippet_limits();
   settings["pid_namespace"] = isolation_.pid_namespace();
   settings["workdir"] = isolation_.workdir(host_workdir_);
   auto spawned = isolation_.spawn({tool.python.string(), "-I", "-c", kForkServerSource, settings.dump()},
@@ -201,6 +195,23 @@ void ForkServer::read_control() {
                          });
 }
 
+void ForkServer::write_control(std::string line) {
+  writes_.push_back(std::move(line));
+  if (writes_.size() == 1) write_next();
+}
+
+void ForkServer::write_next() {
+  auto self = shared_from_this();
+  asio::async_write(control_, asio::buffer(writes_.front()), [self](boost::system::error_code ec, size_t) {
+    if (ec) {
+      self->writes_.clear();  // the worker is gone; its exit is handled through its pidfd
+      return;
+    }
+    self->writes_.pop_front();
+    if (!self->writes_.empty()) self->write_next();
+  });
+}
+
 void ForkServer::on_control_line(const std::string& line) {
   auto message = parse_json(line, "sandbox worker " + std::to_string(slot_));
   if (!message || !message->is_object()) {
@@ -217,18 +228,18 @@ void ForkServer::on_control_line(const std::string& line) {
     return;
   }
   if (state_ != State::kBusy || !call_) return;
-  Call& call = *call_;
-  call.exited = true;
-  call.memory = message->value("memory", false);
-  call.worker_died = message->value("worker_died", false);
-  call.result.exit_code = message->value("exit_code", -1);
-  call.result.signal = message->value("signal", 0);
-  call.timer.cancel();
+  auto call = call_;
+  call->exited = true;
+  call->memory = message->value("memory", false);
+  call->worker_died = message->value("worker_died", false);
+  call->result.exit_code = message->value("exit_code", -1);
+  call->result.signal = message->value("signal", 0);
+  call->timer.cancel();
   auto self = shared_from_this();
-  call.drain_timer.expires_after(kDrainGrace);
-  call.drain_timer.async_wait([self, &call](boost::system::error_code ec) {
-    if (ec || call.finished) return;
-    call.out_open = call.err_open = false;  // something outside the sandbox's reach holds the pipes
+  call->drain_timer.expires_after(kDrainGrace);
+  call->drain_timer.async_wait([self, call](boost::system::error_code ec) {
+    if (ec || call->finished) return;
+    call->out_open = call->err_open = false;  // something outside the sandbox's reach holds the pipes
     self->maybe_finish();
   });
   maybe_finish();
@@ -257,39 +268,35 @@ bool ForkServer::run(const std::string& code, Done& done) {
     return false;
   }
   state_ = State::kBusy;
-  call_ = std::make_unique<Call>(io_);
-  Call& call = *call_;
-  call.done = std::move(done);
-  call.out.assign(out[0]);
-  call.err.assign(err[0]);
-  auto self = shared_from_this();
-  if (static_cast<size_t>(sent) < message.size()) {
-    call.pending_write = message.substr(static_cast<size_t>(sent));
-    asio::async_write(control_, asio::buffer(call.pending_write), [](boost::system::error_code, size_t) {});
-  }
+  call_ = std::make_shared<Call>(io_);
+  auto call = call_;
+  call->done = std::move(done);
+  call->out.assign(out[0]);
+  call->err.assign(err[0]);
+  if (static_cast<size_t>(sent) < message.size()) write_control(message.substr(static_cast<size_t>(sent)));
 
-  read_output(true);
-  read_output(false);
-  call.timer.expires_after(std::chrono::milliseconds(isolation_.tool().timeout_ms));
-  call.timer.async_wait([self, &call](boost::system::error_code ec) {
-    if (ec || call.finished || call.exited) return;
-    call.timed_out = true;
+  read_output(call, true);
+  read_output(call, false);
+  auto self = shared_from_this();
+  call->timer.expires_after(std::chrono::milliseconds(isolation_.tool().timeout_ms));
+  call->timer.async_wait([self, call](boost::system::error_code ec) {
+    if (ec || call->finished || call->exited) return;
+    call->timed_out = true;
     self->request_kill();
   });
   return true;
 }
 
-void ForkServer::read_output(bool is_stdout) {
-  Call& call = *call_;
-  auto& pipe = is_stdout ? call.out : call.err;
-  auto& chunk = is_stdout ? call.out_chunk : call.err_chunk;
+void ForkServer::read_output(const std::shared_ptr<Call>& call, bool is_stdout) {
+  auto& pipe = is_stdout ? call->out : call->err;
+  auto& chunk = is_stdout ? call->out_chunk : call->err_chunk;
   auto self = shared_from_this();
-  pipe.async_read_some(asio::buffer(chunk), [self, &call, is_stdout](boost::system::error_code ec, size_t n) {
-    if (call.finished) return;
-    std::string& text = is_stdout ? call.result.stdout_text : call.result.stderr_text;
-    const auto& chunk = is_stdout ? call.out_chunk : call.err_chunk;
+  pipe.async_read_some(asio::buffer(chunk), [self, call, is_stdout](boost::system::error_code ec, size_t n) {
+    if (call->finished) return;
+    std::string& text = is_stdout ? call->result.stdout_text : call->result.stderr_text;
+    const auto& chunk = is_stdout ? call->out_chunk : call->err_chunk;
     if (ec) {
-      (is_stdout ? call.out_open : call.err_open) = false;
+      (is_stdout ? call->out_open : call->err_open) = false;
       self->maybe_finish();
       return;
     }
@@ -298,27 +305,26 @@ void ForkServer::read_output(bool is_stdout) {
     text.append(chunk.data(), std::min(n, room));
     if (n > room) {
       // Past the cap: keep what fits, stop reading, and end the snippet.
-      call.result.truncated = true;
-      if (!call.exited && !call.timed_out) call.overflowed = true;
-      (is_stdout ? call.out_open : call.err_open) = false;
+      call->result.truncated = true;
+      if (!call->exited && !call->timed_out) call->overflowed = true;
+      (is_stdout ? call->out_open : call->err_open) = false;
       self->request_kill();
       self->maybe_finish();
       return;
     }
-    self->read_output(is_stdout);
+    self->read_output(call, is_stdout);
   });
 }
 
 void ForkServer::request_kill() {
-  Call& call = *call_;
-  if (call.kill_sent || call.exited) return;
-  call.kill_sent = true;
+  auto call = call_;
+  if (call->kill_sent || call->exited) return;
+  call->kill_sent = true;
+  write_control("{\"kill\": true}\n");
   auto self = shared_from_this();
-  auto line = std::make_shared<std::string>("{\"kill\": true}\n");
-  asio::async_write(control_, asio::buffer(*line), [line](boost::system::error_code, size_t) {});
-  call.timer.expires_after(kKillGrace);
-  call.timer.async_wait([self, &call](boost::system::error_code ec) {
-    if (ec || call.finished || call.exited) return;
+  call->timer.expires_after(kKillGrace);
+  call->timer.async_wait([self, call](boost::system::error_code ec) {
+    if (ec || call->finished || call->exited) return;
     TORL_LOG(kWarn) << "sandbox worker " << self->slot_ << " did not confirm a kill; replacing it";
     self->stop();
     self->on_worker_exit();
@@ -332,7 +338,6 @@ void ForkServer::maybe_finish() {
   if (call.worker_died) {
     result.status = ExecutionStatus::kSandboxError;
     append_line(result.stderr_text, kWorkerDied);
-    state_ = State::kExiting;  // takes no more work; on_exit follows
   } else if (call.overflowed) {
     result.status = ExecutionStatus::kOutputLimit;
   } else if (call.timed_out || result.signal == SIGXCPU) {
@@ -344,11 +349,16 @@ void ForkServer::maybe_finish() {
   } else {
     result.status = result.exit_code == 0 ? ExecutionStatus::kOk : ExecutionStatus::kError;
   }
+  const bool worker_died = call.worker_died;
   finish(std::move(result));
+  if (worker_died) {
+    state_ = State::kExiting;  // takes no more work; make sure it goes, on_exit follows
+    stop();
+  }
 }
 
 void ForkServer::finish(ExecutionResult result) {
-  std::unique_ptr<Call> call = std::move(call_);
+  std::shared_ptr<Call> call = std::move(call_);
   call->finished = true;
   boost::system::error_code ignored;
   call->out.close(ignored);
@@ -357,17 +367,12 @@ void ForkServer::finish(ExecutionResult result) {
   call->drain_timer.cancel();
   result.wall_ms = elapsed_ms(call->start);
   if (state_ == State::kBusy) state_ = State::kIdle;
-  // Handlers still queued for this call hold references into it: free it after they have run.
   Done done = std::move(call->done);
-  asio::post(io_, [call = std::shared_ptr<Call>(std::move(call))] {});
   done(std::move(result));
 }
 
 void ForkServer::on_worker_exit() {
-  if (pid_ > 0) {
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  reap();
   const bool was_starting = state_ == State::kStarting;
   const bool was_dead = state_ == State::kDead && !call_;
   state_ = State::kDead;
@@ -400,12 +405,38 @@ void ForkServer::on_worker_exit() {
   }
 }
 
+void ForkServer::shutdown() {
+  on_started_ = nullptr;
+  on_exit_ = nullptr;
+  stop();
+  reap();
+  boost::system::error_code ignored;
+  control_.close(ignored);  // cancels a pending write, whose buffer this object still owns
+  process_.close(ignored);
+  diagnostics_.close(ignored);
+  start_timer_.cancel();
+  if (call_) finish(sandbox_error("sandbox: shutting down"));
+  state_ = State::kDead;
+}
+
 void ForkServer::stop() {
-  if (pid_ > 0) kill(pid_, SIGKILL);
+  if (pid_ > 0) {
+    // Without bubblewrap the worker's process group holds the zygotes and any snippet; with it,
+    // killing bubblewrap takes the whole sandbox along.
+    if (!isolation_.pid_namespace()) kill(-pid_, SIGKILL);
+    kill(pid_, SIGKILL);
+  }
   if (!host_workdir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(host_workdir_, ec);
     host_workdir_.clear();
+  }
+}
+
+void ForkServer::reap() {
+  if (pid_ > 0) {
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
 }
 

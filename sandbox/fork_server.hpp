@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -59,12 +60,15 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   void read_diagnostics();
   void read_control();
   void on_control_line(const std::string& line);
-  void read_output(bool is_stdout);
+  void read_output(const std::shared_ptr<Call>& call, bool is_stdout);
+  void write_control(std::string line);  // queued: one write at a time on the socket
+  void write_next();
   void request_kill();
   void maybe_finish();
   void finish(ExecutionResult result);
   void on_worker_exit();
   void stop();  // kills the process; its exit is then seen through the pidfd
+  void reap();  // waits for the killed process
   std::string diagnostics_tail() const;
 
   boost::asio::io_context& io_;
@@ -79,12 +83,13 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   boost::asio::posix::stream_descriptor process_;      // pidfd: readable when the worker exits
   boost::asio::posix::stream_descriptor diagnostics_;  // the worker's own stderr
   std::string control_buffer_;
+  std::deque<std::string> writes_;  // lines waiting for the socket; the front one is being written
   std::string diagnostics_text_;  // the last few KiB of the worker's stderr
   std::array<char, 1024> diagnostics_chunk_;
   boost::asio::steady_timer start_timer_;
   std::function<void(Status)> on_started_;
   std::function<void()> on_exit_;
-  std::unique_ptr<Call> call_;  // the snippet in progress, if any
+  std::shared_ptr<Call> call_;  // the snippet in progress, if any; its handlers hold it too
 };
 
 }  // namespace torl::sandbox

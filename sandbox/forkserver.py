@@ -58,6 +58,20 @@ def uses_heavy_modules(code):
     return any(name in code for name in HEAVY_MODULES)
 
 
+def prctl(option, value):
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option})")
+
+
+def set_dumpable(flag):
+    """A non-dumpable process cannot have its memory read or written through /proc/PID/mem, nor its
+    descriptors taken with pidfd_getfd, by another process of the same uid: the zygotes make
+    themselves so, since snippets run as the same uid as they do."""
+    PR_SET_DUMPABLE = 4
+    prctl(PR_SET_DUMPABLE, int(flag))
+
+
 # ---- the child: one snippet ----
 
 def set_limits():
@@ -87,8 +101,16 @@ def run_child(code, out_fd, err_fd, status_fd):
         os.dup2(err_fd, 2)
         os.closerange(3, status_fd)  # the zygote's sockets and pipes are not the snippet's
         os.closerange(status_fd + 1, 1 << 20)
+        set_dumpable(True)  # its own /proc/self works as in any process
+        PR_SET_PDEATHSIG = 1
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with its zygote, with or without a PID namespace
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         if SETTINGS["rlimits"]:
-            set_limits()
+            try:
+                set_limits()
+            except OSError as e:
+                os.write(2, f"sandbox: could not set the snippet's limits: {e}\n".encode())
+                raise
         if "random" in code and "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()  # fresh, as in a new interpreter (random reseeds itself)
         import atexit
@@ -239,14 +261,17 @@ def run_snippet(channel, code, out_fd, err_fd):
 
 
 def kill_group(pid):
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+    """Kills the snippet `pid` and its session (also before it has made the session its own)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def serve_light(channel):
     """The lean zygote's loop: the same as the main loop, minus routing and clean-up (done by main)."""
+    set_dumpable(False)
     gc.collect()
     gc.freeze()
     while True:
@@ -296,45 +321,87 @@ def relay(control, light, code, out_fd, err_fd):
 
 
 def kill_everything_else(spare):
-    """SIGKILLs every process in this sandbox but bubblewrap's init (pid 1), us and `spare`, until none
-    is left. Only with a PID namespace of our own, where that is exactly what the snippet started."""
+    """SIGKILLs every process in this sandbox but us (its init), `spare` and bubblewrap's pid 1, and
+    waits until they are gone and reaped. Only with a PID namespace of our own, where that is exactly
+    what snippets started. False when some are still there after a few seconds."""
+    import time
     keep = {1, os.getpid(), *spare}
-    for _ in range(100):
+    deadline = time.monotonic() + 5
+    while True:
+        reap_children()
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
         if not others:
-            return
+            return True
+        if time.monotonic() > deadline:
+            return False
+        pidfds = []
         for pid in others:
             try:
                 os.kill(pid, signal.SIGKILL)
+                pidfds.append(os.pidfd_open(pid))
             except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
+                pass  # already gone
+        if pidfds:
+            select.select(pidfds, [], [], 0.05)  # a pidfd is readable once its process has exited
+        for fd in pidfds:
+            os.close(fd)
+
+
+def reap_children():
+    """Reaps exited children: as init we also inherit every orphan of the sandbox."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
             pass
+    except ChildProcessError:
+        pass
 
 
-def empty_workdir():
+def empty_folder(folder):
+    """Removes everything in `folder`, whatever permissions the snippet left; True when it is empty."""
     import shutil
-    workdir = SETTINGS["workdir"]
-    for name in os.listdir(workdir):
-        path = os.path.join(workdir, name)
-        try:
+    try:
+        os.chmod(folder, 0o700 if folder != "/dev/shm" else 0o1777)
+        for root, dirs, _ in os.walk(folder):
+            for name in dirs:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o700)
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
             if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(path)
             else:
                 os.unlink(path)
-        except OSError:
-            pass
+        return not os.listdir(folder)
+    except OSError:
+        return False
+
+
+def clean_up_after_snippet(light_pid):
+    """Ends what the snippet left behind; False when the worker can no longer be trusted (something
+    could not be removed, or the lean zygote was stopped or killed) and must be replaced."""
+    clean = True
+    if SETTINGS["pid_namespace"]:
+        clean = kill_everything_else(spare=[light_pid])
+    clean = empty_folder(SETTINGS["workdir"]) and clean
+    if SETTINGS["pid_namespace"] and os.path.isdir("/dev/shm"):
+        clean = empty_folder("/dev/shm") and clean
+    try:
+        pid, _ = os.waitpid(light_pid, os.WNOHANG | os.WUNTRACED)
+    except ChildProcessError:
+        pid = light_pid
+    return clean and pid == 0
 
 
 def serve():
+    # As the sandbox's init (pid 1) only signals we handle reach us from inside: handle none.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = Channel(socket.socket(fileno=CONTROL_FD))
     os.chdir(SETTINGS["workdir"])
     preload_light()
     light_pid, light = start_light_zygote()
     preload_heavy()
+    set_dumpable(False)
     gc.collect()
     gc.freeze()  # keep the collector from touching (and so copying) the parent's pages in children
     control.send({"ready": True})
@@ -350,11 +417,9 @@ def serve():
             result = run_snippet(control, code, out_fd, err_fd)
         else:
             result = relay(control, light, code, out_fd, err_fd)
-        if SETTINGS["pid_namespace"]:
-            kill_everything_else(spare=[light_pid])
-        empty_workdir()
-        if result is None:
-            # The snippet killed the lean zygote: report it, then exit so that torl replaces us.
+        if not clean_up_after_snippet(light_pid) or result is None:
+            # The snippet broke this worker (killed or stopped the lean zygote, or left files that
+            # cannot be removed): report it, then exit so that torl replaces us.
             control.send({"exit_code": -1, "signal": 0, "memory": False, "worker_died": True})
             os._exit(0)
         control.send(result)

@@ -44,7 +44,7 @@ ExecutionResult run_in_fresh_interpreter(const Isolation& isolation, const std::
     close(out[1]);
     return {.stderr_text = std::string("pipe: ") + std::strerror(errno)};
   }
-  auto spawned = isolation.spawn({tool.python.string(), "-I", "-c", kPrologue, isolation.limits_json(), code},
+  auto spawned = isolation.spawn({tool.python.string(), "-I", "-c", kPrologue, isolation.snippet_limits().dump(), code},
                                  {{1, out[1]}, {2, err[1]}});
   close(out[1]);
   close(err[1]);
@@ -84,7 +84,13 @@ ExecutionResult run_in_fresh_interpreter(const Isolation& isolation, const std::
   for (auto& fd : fds) {
     if (fd.fd >= 0) close(fd.fd);
   }
-  // Killing bubblewrap's outer process takes the whole sandbox with it.
+  // The pipes may close long before the process ends (it can close them itself): the deadline
+  // holds for its exit too. Killing bubblewrap's outer process takes the whole sandbox with it.
+  if (!timed_out && !overflowed) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    pollfd exit_fd{spawned->pidfd, POLLIN, 0};
+    timed_out = left <= 0 || poll(&exit_fd, 1, static_cast<int>(left)) <= 0;
+  }
   if (timed_out || overflowed) kill(spawned->pid, SIGKILL);
   int status = 0;
   waitpid(spawned->pid, &status, 0);
@@ -92,9 +98,15 @@ ExecutionResult run_in_fresh_interpreter(const Isolation& isolation, const std::
 
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (isolation.tool().isolation.bubblewrap && result.exit_code > 128 && !timed_out && !overflowed) {
+    result.signal = result.exit_code - 128;  // bubblewrap reports a child killed by signal N as 128 + N
+    result.exit_code = -1;
+  }
   if (overflowed) {
     result.status = ExecutionStatus::kOutputLimit;
   } else if (timed_out) {
+    result.status = ExecutionStatus::kTimeout;
+  } else if (result.signal == SIGXCPU) {
     result.status = ExecutionStatus::kTimeout;
   } else if (result.signal != 0) {
     result.status = ExecutionStatus::kKilled;

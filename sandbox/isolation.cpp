@@ -8,12 +8,15 @@
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -35,6 +38,14 @@ constexpr const char* kDeniedSyscalls[] = {
     "clock_adjtime", "adjtimex", "syslog", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "open_by_handle_at", "name_to_handle_at", "fanotify_init", "vhangup", "iopl", "ioperm",
     "mount_setattr", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
+    "pidfd_getfd", "process_madvise",
+};
+
+// Syscalls allowed on the caller itself (argument `arg` is 0) but not on another process: a snippet
+// must not change the limits, priority or CPUs of the zygote it was forked from.
+constexpr std::pair<const char*, unsigned> kSelfOnlySyscalls[] = {
+    {"prlimit64", 0}, {"setpriority", 1}, {"sched_setaffinity", 0}, {"sched_setscheduler", 0},
+    {"sched_setparam", 0}, {"sched_setattr", 0},
 };
 
 // clone() flags that would make new namespaces.
@@ -52,6 +63,11 @@ Expected<std::string> build_seccomp_program() {
     const int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
     rc |= seccomp_rule_add(ctx.get(), deny, nr, 0);
+  }
+  for (const auto& [name, arg] : kSelfOnlySyscalls) {
+    const int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR) continue;
+    rc |= seccomp_rule_add(ctx.get(), deny, nr, 1, SCMP_CMP(arg, SCMP_CMP_NE, 0));
   }
   rc |= seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
   rc |= seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
@@ -97,6 +113,7 @@ struct ChildPlan {
   int uid = -1;
   const std::string* seccomp_in_child = nullptr;  // applied with prctl when there is no bubblewrap
   int error_fd = -1;                              // the child writes errno here if exec fails
+  sigset_t signal_mask{};                         // the caller's mask, restored before exec
 };
 
 [[noreturn]] void child_fail(int error_fd, int stage) {
@@ -105,7 +122,8 @@ struct ChildPlan {
   _exit(127);
 }
 
-// Runs in the child between fork and exec: async-signal-safe calls only.
+// Runs in the child between clone and exec, in torl's memory (CLONE_VM) while torl's thread waits
+// (CLONE_VFORK): async-signal-safe calls only, no allocation, nothing written but the stack.
 [[noreturn]] void run_child(const ChildPlan& plan) {
   constexpr int kHigh = 100;
   // Move the error pipe and the sources out of the way first, so that no target overwrites them.
@@ -135,10 +153,18 @@ struct ChildPlan {
     for (size_t i = 0; i < count && !keep; ++i) keep = plan.fds[i].first == fd;
     if (!keep) close(fd);
   }
-  syscall(SYS_close_range, 1024u, ~0u, 0u);
+  if (syscall(SYS_close_range, 1024u, ~0u, 0u) != 0) {  // kernels before 5.9
+    rlimit files{};
+    getrlimit(RLIMIT_NOFILE, &files);
+    const rlim_t last = std::min<rlim_t>(files.rlim_cur, 1u << 20);
+    for (rlim_t fd = 1024; fd < last; ++fd) close(static_cast<int>(fd));
+  }
 
+  // Raw syscalls: glibc's setuid() would signal every thread of the process, and in this child the
+  // process's memory is torl's.
   if (plan.uid >= 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(plan.uid) != 0 || setuid(plan.uid) != 0) {
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setresgid, plan.uid, plan.uid, plan.uid) != 0 ||
+        syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) {
       child_fail(error_fd, 3);
     }
   }
@@ -151,9 +177,22 @@ struct ChildPlan {
       child_fail(error_fd, 5);
     }
   }
+  // Default signal handlers and torl's signal mask back, as the new program should start.
+  for (int signal_number = 1; signal_number < NSIG; ++signal_number) {
+    struct sigaction action {};
+    if (sigaction(signal_number, nullptr, &action) == 0 && action.sa_handler != SIG_DFL &&
+        action.sa_handler != SIG_IGN) {
+      action = {};
+      action.sa_handler = SIG_DFL;
+      sigaction(signal_number, &action, nullptr);
+    }
+  }
+  sigprocmask(SIG_SETMASK, &plan.signal_mask, nullptr);
   execve(plan.argv[0], plan.argv.data(), plan.env.data());
   child_fail(error_fd, 6);
 }
+
+int child_entry(void* plan) { run_child(*static_cast<const ChildPlan*>(plan)); }
 
 const char* stage_name(int stage) {
   switch (stage) {
@@ -239,8 +278,10 @@ Expected<std::string> Isolation::make_host_workdir() const {
 }
 
 std::vector<std::string> Isolation::bubblewrap_arguments() const {
+  const std::string tmp_bytes = std::to_string(static_cast<long long>(tool_.isolation.tmp_mb) << 20);
+  // --as-pid-1: our process is the sandbox's init, which no process inside can signal.
   std::vector<std::string> args = {
-      kBubblewrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+      kBubblewrap, "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
       "--ro-bind", "/usr", "/usr",
       "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
       "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
@@ -248,9 +289,9 @@ std::vector<std::string> Isolation::bubblewrap_arguments() const {
       "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
       "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
       "--proc", "/proc", "--dev", "/dev",
-      "--size", std::to_string(static_cast<long long>(tool_.isolation.tmp_mb) << 20), "--tmpfs", "/tmp",
-      // Everything but /tmp read-only, including the root that bubblewrap builds the rest in.
-      "--remount-ro", "/",
+      "--size", tmp_bytes, "--tmpfs", "/tmp", "--size", tmp_bytes, "--tmpfs", "/dev/shm",
+      // Everything but /tmp and /dev/shm read-only, including the root bubblewrap builds the rest in.
+      "--remount-ro", "/dev", "--remount-ro", "/",
       "--chdir", "/tmp", "--clearenv"};
   for (const auto& variable : sandbox_environment("/tmp")) {
     const auto eq = variable.find('=');
@@ -261,13 +302,13 @@ std::vector<std::string> Isolation::bubblewrap_arguments() const {
   return args;
 }
 
-std::string Isolation::limits_json() const {
+Json Isolation::snippet_limits() const {
   const auto& layers = tool_.isolation;
-  return "{\"memory_mb\": " + std::to_string(tool_.memory_mb) +
-         ", \"cpu_seconds\": " + std::to_string(cpu_seconds()) +
-         ", \"file_mb\": " + std::to_string(layers.file_mb) +
-         ", \"max_processes\": " + std::to_string(layers.max_processes) +
-         ", \"rlimits\": " + (layers.rlimits ? "true" : "false") + "}";
+  return {{"memory_mb", tool_.memory_mb},
+          {"cpu_seconds", cpu_seconds()},
+          {"file_mb", layers.file_mb},
+          {"max_processes", layers.max_processes},
+          {"rlimits", layers.rlimits}};
 }
 
 Expected<SpawnedProcess> Isolation::spawn(const std::vector<std::string>& command,
@@ -308,9 +349,17 @@ Expected<SpawnedProcess> Isolation::spawn(const std::vector<std::string>& comman
   OwnedFd error_read(error_pipe[0]), error_write(error_pipe[1]);
   plan.error_fd = error_write.fd;
 
-  const pid_t pid = fork();
-  if (pid < 0) return Status(StatusCode::kUnavailable, std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) run_child(plan);
+  // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of torl's (possibly many GB of)
+  // memory, and this thread waits only until the child has called exec. Signals stay blocked until
+  // the child has reset its handlers.
+  std::vector<char> stack(256 * 1024);
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &plan.signal_mask);
+  const pid_t pid = clone(child_entry, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  const int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &plan.signal_mask, nullptr);
+  if (pid < 0) return Status(StatusCode::kUnavailable, std::string("clone: ") + std::strerror(clone_errno));
 
   close(error_write.fd);
   error_write.fd = -1;

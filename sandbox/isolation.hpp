@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/json.hpp"
 #include "common/status.hpp"
 #include "config/config.hpp"
 
@@ -39,13 +40,13 @@ class Isolation {
   // Starts `command` (argv as seen inside the sandbox) with `fds`: each (target, source) pair puts a
   // duplicate of our `source` at `target` in the child; stdin is /dev/null unless mapped, and every
   // other descriptor is closed. rlimits are not applied here: the Python inside applies them to the
-  // snippet (see limits_json), so that bubblewrap's own processes do not count against them.
+  // snippet (see snippet_limits), so that bubblewrap's own processes do not count against them.
   Expected<SpawnedProcess> spawn(const std::vector<std::string>& command,
                                  const std::vector<std::pair<int, int>>& fds) const;
 
-  // The snippet limits as JSON for the Python side: memory_mb, cpu_seconds, file_mb,
-  // max_processes, and rlimits (whether to apply them).
-  std::string limits_json() const;
+  // The snippet limits for the Python side: memory_mb, cpu_seconds, file_mb, max_processes, and
+  // rlimits (whether to apply them).
+  Json snippet_limits() const;
 
   // Where snippets run: /tmp inside bubblewrap; without it, `host_workdir` (a private folder).
   std::string workdir(const std::string& host_workdir) const;

@@ -255,6 +255,69 @@ TEST_SUITE("sandbox") {
     for (int i = 0; i < 4; ++i) check_next_call_works();
   }
 
+  TEST_CASE("a snippet cannot reach into the zygote it was forked from") {
+    const ExecutionResult result = pool().run(
+        "import ctypes, os, signal\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "parent = os.getppid()\n"
+        "try:\n"
+        "    open(f'/proc/{parent}/mem', 'r+b')\n"
+        "    print('mem open')\n"
+        "except OSError as e:\n"
+        "    print('mem', type(e).__name__)\n"
+        "pidfd = os.pidfd_open(parent)\n"
+        "print('getfd', libc.syscall(438, pidfd, 3, 0), ctypes.get_errno())\n"  // pidfd_getfd
+        "import resource\n"
+        "try:\n"
+        "    resource.prlimit(parent, resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "    print('prlimit done')\n"
+        "except OSError as e:\n"
+        "    print('prlimit', type(e).__name__)\n"
+        "os.kill(1, signal.SIGINT)\n"
+        "print('pid 1 signalled')\n");
+    CHECK(result.status == ExecutionStatus::kOk);
+    CHECK(result.stdout_text == "mem PermissionError\ngetfd -1 1\nprlimit PermissionError\npid 1 signalled\n");
+    // The zygotes are as they were: numpy and sympy work, files can be written.
+    const ExecutionResult after = pool().run("import numpy, sympy\nopen('/tmp/x', 'w').write('x' * 100000)\nprint(sympy.Integer(2)**10)");
+    CHECK(after.status == ExecutionStatus::kOk);
+    CHECK(after.stdout_text == "1024\n");
+  }
+
+  TEST_CASE("a snippet that kills or stops the lean zygote breaks only its own call") {
+    for (const char* sig : {"SIGKILL", "SIGSTOP"}) {
+      // Heavy snippets run in the main zygote (pid 1); the lean zygote is its first child.
+      const ExecutionResult result = pool().run(
+          std::string("import numpy, os, signal\n") +
+          "lean = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())][0]\n"
+          "os.kill(lean, signal." + sig + ")\n");
+      CHECK_MESSAGE(result.status == ExecutionStatus::kSandboxError, sig);
+      for (int i = 0; i < 4; ++i) check_next_call_works();
+    }
+  }
+
+  TEST_CASE("/dev is read-only, /dev/shm and locked-down folders do not outlive their call") {
+    const ExecutionResult result = pool().run(
+        "import os\n"
+        "try:\n"
+        "    open('/dev/leak', 'w')\n"
+        "    print('dev writable')\n"
+        "except OSError:\n"
+        "    print('dev read-only')\n"
+        "open('/dev/shm/leak', 'w').write('x')\n"
+        "os.makedirs('/tmp/d/e')\n"
+        "open('/tmp/d/e/secret', 'w').write('x')\n"
+        "os.chmod('/tmp/d/e', 0)\n"
+        "os.chmod('/tmp/d', 0)\n"
+        "os.chmod('/tmp', 0)\n"
+        "print('locked')\n");
+    CHECK(result.stdout_text == "dev read-only\nlocked\n");
+    for (int i = 0; i < 4; ++i) {
+      const ExecutionResult next = pool().run("import os\nprint(os.listdir('/tmp'), os.listdir('/dev/shm'))");
+      CHECK(next.status == ExecutionStatus::kOk);
+      CHECK(next.stdout_text == "[] []\n");
+    }
+  }
+
   TEST_CASE("10000 threads, raised rlimits and ptrace are refused") {
     const ExecutionResult threads = pool().run(
         "import threading, time\n"
