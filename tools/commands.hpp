@@ -21,6 +21,9 @@ int config_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl sandbox exec|bench ...
 int sandbox_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl grade --gold G --pred P | --jsonl FILE | bench ...
+int grade_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

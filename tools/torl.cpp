@@ -28,7 +28,7 @@ constexpr std::array kCommands = {
     Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
     Command{"config", config_command, "validate a config and print it resolved", ""},
     Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench)", ""},
-    Command{"grade", nullptr, "check answers against gold answers", "#4"},
+    Command{"grade", grade_command, "check answers against gold answers (and bench)", ""},
     Command{"tokenize", nullptr, "text to token ids with a HF tokenizer.json", "#5"},
     Command{"detokenize", nullptr, "token ids to text", "#5"},
     Command{"generate", nullptr, "sample from a model", "#6"},

@@ -1,0 +1,726 @@
+// Recursive-descent parser for answers. Grammar, loosest first:
+//   answer   := list
+//   list     := union ((',' | ';') union)*              -> kList when more than one
+//   union    := relation ('\cup' relation)*             -> kUnion
+//   relation := sum (relop sum)*                        -> kRelation ("x \in S" reads as S)
+//   sum      := term (('+' | '-' | '\pm' | '\mp') term)*
+//   term     := unary (('*' | '/' | '\cdot' | '\times' | '\div' | implicit) unary)*
+//   unary    := ('-' | '+') unary | power
+//   power    := postfix ('^' exponent)?
+//   postfix  := primary ('!' | '%')*
+//   primary  := number | symbol | command | '(' / '[' items ')' / ']' | '\{' items '\}' | '|' sum '|'
+#include "rewards/expression.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace torl::rewards {
+namespace {
+
+ExprPtr make(ExprKind kind, std::string text = {}, std::vector<ExprPtr> args = {}) {
+  auto expr = std::make_shared<Expr>();
+  expr->kind = kind;
+  expr->text = std::move(text);
+  expr->args = std::move(args);
+  return expr;
+}
+
+ExprPtr number(std::string digits) { return make(ExprKind::kNumber, std::move(digits)); }
+ExprPtr symbol(std::string name) { return make(ExprKind::kSymbol, std::move(name)); }
+ExprPtr function(std::string name, std::vector<ExprPtr> args) {
+  return make(ExprKind::kFunction, std::move(name), std::move(args));
+}
+ExprPtr negate(ExprPtr x) { return make(ExprKind::kNeg, {}, {std::move(x)}); }
+ExprPtr reciprocal(ExprPtr x) { return make(ExprKind::kPow, {}, {std::move(x), number("-1")}); }
+
+bool is_integer_literal(const ExprPtr& e) {
+  return e->kind == ExprKind::kNumber && e->text.find('.') == std::string::npos;
+}
+
+// Functions written as a command (\sin) or a plain word (sin).
+constexpr std::array<std::string_view, 22> kFunctionNames = {
+    "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh",
+    "tanh", "log", "ln", "exp", "sqrt", "lg", "arcsec", "arccsc", "arccot", "det", "gcd"};
+
+// Greek letters and other commands that name a symbol.
+bool is_symbol_command(std::string_view name) {
+  static constexpr std::array<std::string_view, 40> kNames = {
+      "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+      "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
+      "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi",
+      "Omega", "ell", "aleph", "hbar", "imath", "jmath", "Pi"};
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string_view text) : s_(text) {}
+
+  std::optional<ExprPtr> parse() {
+    auto result = list(kEnd);
+    skip_space();
+    if (!result || pos_ != s_.size()) return std::nullopt;
+    return result;
+  }
+
+ private:
+  static constexpr char kEnd = '\0';
+
+  // ---- characters ----
+  void skip_space() {
+    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+  char peek() {
+    skip_space();
+    return pos_ < s_.size() ? s_[pos_] : kEnd;
+  }
+  bool eat(char c) {
+    if (peek() != c) return false;
+    ++pos_;
+    return true;
+  }
+  // The command at the position (without the backslash), or "" if there is none.
+  std::string_view peek_command() {
+    skip_space();
+    if (pos_ >= s_.size() || s_[pos_] != '\\') return {};
+    size_t end = pos_ + 1;
+    if (end < s_.size() && !std::isalpha(static_cast<unsigned char>(s_[end]))) {
+      return s_.substr(pos_ + 1, 1);  // \{ \} \, \\ ...
+    }
+    while (end < s_.size() && std::isalpha(static_cast<unsigned char>(s_[end]))) ++end;
+    return s_.substr(pos_ + 1, end - pos_ - 1);
+  }
+  bool eat_command(std::string_view name) {
+    if (peek_command() != name) return false;
+    pos_ += 1 + name.size();
+    return true;
+  }
+  bool at_word(std::string_view word) {
+    skip_space();
+    if (s_.compare(pos_, word.size(), word) != 0) return false;
+    const size_t end = pos_ + word.size();
+    return end >= s_.size() || !std::isalpha(static_cast<unsigned char>(s_[end]));
+  }
+
+  // Whether the next token closes the construct being parsed.
+  bool at_close(char close) {
+    const char c = peek();
+    if (c == kEnd) return true;
+    if (c == ')' || c == ']' || c == '}' || c == '|' || c == ',' || c == ';' || c == '&') return true;
+    if (c == '\\') {
+      const auto command = peek_command();
+      return command == "}" || command == "\\" || command == "rfloor" || command == "rceil" ||
+             command == "end" || command == "right";
+    }
+    return close != kEnd && c == close;
+  }
+
+  // ---- grammar ----
+  std::optional<ExprPtr> list(char close) {
+    std::vector<ExprPtr> items;
+    do {
+      auto item = union_of();
+      if (!item) return std::nullopt;
+      items.push_back(*item);
+    } while (close == kEnd && (eat(',') || eat(';')));
+    if (items.size() == 1) return items[0];
+    return make(ExprKind::kList, {}, std::move(items));
+  }
+
+  std::optional<ExprPtr> union_of() {
+    auto first = relation();
+    if (!first) return std::nullopt;
+    std::vector<ExprPtr> parts = {*first};
+    while (eat_command("cup") || eat_command("union")) {
+      auto next = relation();
+      if (!next) return std::nullopt;
+      parts.push_back(*next);
+    }
+    if (parts.size() == 1) return parts[0];
+    return make(ExprKind::kUnion, {}, std::move(parts));
+  }
+
+  std::optional<std::string> relation_operator() {
+    const char c = peek();
+    if (c == '=') return ++pos_, std::string("=");
+    if (c == '<' || c == '>') {
+      ++pos_;
+      if (eat('=')) return std::string(1, c) + "=";
+      return std::string(1, c);
+    }
+    if (c == '!' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '=') return pos_ += 2, std::string("!=");
+    if (eat_command("le") || eat_command("leq") || eat_command("leqslant")) return std::string("<=");
+    if (eat_command("ge") || eat_command("geq") || eat_command("geqslant")) return std::string(">=");
+    if (eat_command("lt")) return std::string("<");
+    if (eat_command("gt")) return std::string(">");
+    if (eat_command("ne") || eat_command("neq")) return std::string("!=");
+    if (eat_command("approx") || eat_command("equiv")) return std::string("~");
+    return std::nullopt;
+  }
+
+  std::optional<ExprPtr> relation() {
+    auto lhs = sum();
+    if (!lhs) return std::nullopt;
+    if (eat_command("in")) return union_of();  // "x \in [1, 2)" answers [1, 2)
+    std::vector<ExprPtr> args = {*lhs};
+    std::string ops;
+    while (auto op = relation_operator()) {
+      auto rhs = sum();
+      if (!rhs) return std::nullopt;
+      args.push_back(*rhs);
+      ops += (ops.empty() ? "" : " ") + *op;
+    }
+    if (args.size() == 1) return args[0];
+    return make(ExprKind::kRelation, ops, std::move(args));
+  }
+
+  std::optional<ExprPtr> sum() {
+    std::vector<ExprPtr> terms;
+    std::optional<ExprPtr> plus_minus_base;
+    auto first = term();
+    if (!first) {
+      // "\pm 3" at the start
+      if (eat_command("pm") || eat_command("mp")) {
+        auto rest = term();
+        if (!rest) return std::nullopt;
+        return make(ExprKind::kPlusMinus, {}, {number("0"), *rest});
+      }
+      return std::nullopt;
+    }
+    terms.push_back(*first);
+    while (true) {
+      if (eat('+')) {
+        auto next = term();
+        if (!next) return std::nullopt;
+        terms.push_back(*next);
+      } else if (peek() == '-') {
+        ++pos_;
+        auto next = term();
+        if (!next) return std::nullopt;
+        terms.push_back(negate(*next));
+      } else if (eat_command("pm") || eat_command("mp")) {
+        auto next = term();
+        if (!next) return std::nullopt;
+        ExprPtr base = terms.size() == 1 ? terms[0] : make(ExprKind::kAdd, {}, terms);
+        terms = {make(ExprKind::kPlusMinus, {}, {base, *next})};
+      } else {
+        break;
+      }
+    }
+    if (terms.size() == 1) return terms[0];
+    return make(ExprKind::kAdd, {}, std::move(terms));
+  }
+
+  // Whether the next token can start a factor written right after another (implicit product).
+  bool starts_implicit_factor() {
+    const char c = peek();
+    if (c == kEnd) return false;
+    if (std::isdigit(static_cast<unsigned char>(c)) || std::isalpha(static_cast<unsigned char>(c)) ||
+        c == '(' || c == '.') {
+      return true;
+    }
+    if (c == '\\') {
+      const auto command = peek_command();
+      if (command.empty() || command == "}" || command == "\\" || command == "," || command == "cdot" ||
+          command == "times" || command == "div" || command == "pm" || command == "mp" || command == "cup" ||
+          command == "in" || command == "end" || command == "right" || command == "rfloor" ||
+          command == "rceil") {
+        return false;
+      }
+      return !relation_command(command);
+    }
+    return false;
+  }
+  static bool relation_command(std::string_view c) {
+    return c == "le" || c == "leq" || c == "leqslant" || c == "ge" || c == "geq" || c == "geqslant" ||
+           c == "lt" || c == "gt" || c == "ne" || c == "neq" || c == "approx" || c == "equiv";
+  }
+
+  std::optional<ExprPtr> term() {
+    auto first = unary();
+    if (!first) return std::nullopt;
+    std::vector<ExprPtr> factors = {*first};
+    while (true) {
+      if (eat('*') || eat_command("cdot") || eat_command("times")) {
+        auto next = unary();
+        if (!next) return std::nullopt;
+        factors.push_back(*next);
+      } else if (eat('/') || eat_command("div")) {
+        auto next = unary();
+        if (!next) return std::nullopt;
+        factors.push_back(reciprocal(*next));
+      } else if (starts_implicit_factor()) {
+        const bool frac_next = peek_command() == "frac" || peek_command() == "dfrac" || peek_command() == "tfrac";
+        auto next = power();
+        if (!next) return std::nullopt;
+        // A mixed number: an integer right before a fraction of integers is their sum (3\frac{1}{2}).
+        if (frac_next && factors.size() == 1 && is_integer_literal(factors[0]) && is_integer_fraction(*next)) {
+          factors[0] = make(ExprKind::kAdd, {}, {factors[0], *next});
+          continue;
+        }
+        factors.push_back(*next);
+      } else {
+        break;
+      }
+    }
+    if (factors.size() == 1) return factors[0];
+    return make(ExprKind::kMul, {}, std::move(factors));
+  }
+
+  static bool is_integer_fraction(const ExprPtr& e) {
+    return e->kind == ExprKind::kMul && e->args.size() == 2 && is_integer_literal(e->args[0]) &&
+           e->args[1]->kind == ExprKind::kPow && is_integer_literal(e->args[1]->args[0]);
+  }
+
+  std::optional<ExprPtr> unary() {
+    if (peek() == '-') {
+      ++pos_;
+      auto operand = unary();
+      if (!operand) return std::nullopt;
+      return negate(*operand);
+    }
+    if (eat('+')) return unary();
+    return power();
+  }
+
+  std::optional<ExprPtr> power() {
+    auto base = postfix();
+    if (!base) return std::nullopt;
+    if (!eat('^')) return base;
+    auto exponent = script();
+    if (!exponent) return std::nullopt;
+    auto result = make(ExprKind::kPow, {}, {*base, *exponent});
+    // a factorial or percent after the power applies to the whole power
+    return apply_postfix(result);
+  }
+
+  // What follows ^ or _: a braced group, a whole number, or one symbol or command.
+  std::optional<ExprPtr> script() {
+    if (eat('{')) {
+      auto inner = list(kEnd);
+      if (!inner || !eat('}')) return std::nullopt;
+      return inner;
+    }
+    if (peek() == '-') {
+      ++pos_;
+      auto operand = script();
+      if (!operand) return std::nullopt;
+      return negate(*operand);
+    }
+    if (std::isdigit(static_cast<unsigned char>(peek()))) return number_literal();
+    return primary();
+  }
+
+  std::optional<ExprPtr> postfix() {
+    auto base = primary();
+    if (!base) return std::nullopt;
+    return apply_postfix(*base);
+  }
+
+  ExprPtr apply_postfix(ExprPtr base) {
+    while (true) {
+      if (peek() == '!' && !(pos_ + 1 < s_.size() && s_[pos_ + 1] == '=')) {
+        ++pos_;
+        base = make(ExprKind::kFactorial, {}, {base});
+      } else if (eat('%') || eat_command("%")) {
+        base = make(ExprKind::kPercent, {}, {base});
+      } else if (peek() == '\'') {
+        ++pos_;  // a prime: part of the name
+        if (base->kind == ExprKind::kSymbol) base = symbol(base->text + "'");
+      } else {
+        return base;
+      }
+    }
+  }
+
+  std::optional<ExprPtr> number_literal() {
+    skip_space();
+    const size_t start = pos_;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '.' && pos_ + 1 < s_.size() &&
+        std::isdigit(static_cast<unsigned char>(s_[pos_ + 1]))) {
+      ++pos_;
+      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    } else if (pos_ < s_.size() && s_[pos_] == '.' && pos_ > start) {
+      ++pos_;  // "5." is 5
+    }
+    if (pos_ == start) return std::nullopt;
+    std::string digits(s_.substr(start, pos_ - start));
+    if (digits.back() == '.') digits.pop_back();
+    // Scientific notation written plainly: 1.5e-3, 2E10.
+    if (pos_ + 1 < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      size_t q = pos_ + 1;
+      if (q < s_.size() && (s_[q] == '-' || s_[q] == '+')) ++q;
+      if (q < s_.size() && std::isdigit(static_cast<unsigned char>(s_[q]))) {
+        const bool negative = s_[pos_ + 1] == '-';
+        pos_ = q;
+        const size_t exp_start = pos_;
+        while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+        ExprPtr exponent = number(std::string(s_.substr(exp_start, pos_ - exp_start)));
+        if (negative) exponent = negate(exponent);
+        return make(ExprKind::kMul, {}, {number(digits), make(ExprKind::kPow, {}, {number("10"), exponent})});
+      }
+    }
+    return number(digits);
+  }
+
+  // A braced argument {..} or a single character/command, as in \frac12 or \sqrt2.
+  std::optional<ExprPtr> argument() {
+    if (eat('{')) {
+      auto inner = list(kEnd);
+      if (!inner || !eat('}')) return std::nullopt;
+      return inner;
+    }
+    skip_space();
+    if (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+      return number(std::string(1, s_[pos_++]));
+    }
+    return primary();
+  }
+
+  // Items between brackets, up to the closing bracket; the bracket kinds are kept.
+  std::optional<ExprPtr> bracketed(char open) {
+    std::vector<ExprPtr> items;
+    if (peek() != ')' && peek() != ']') {
+      do {
+        auto item = union_of();
+        if (!item) return std::nullopt;
+        items.push_back(*item);
+      } while (eat(','));
+    }
+    char close;
+    if (eat(')')) {
+      close = ')';
+    } else if (eat(']')) {
+      close = ']';
+    } else {
+      return std::nullopt;
+    }
+    if (items.size() == 1 && open == '(' && close == ')') return items[0];  // grouping
+    if (items.size() == 1 && open == '[' && close == ']') return items[0];
+    auto tuple = std::make_shared<Expr>();
+    tuple->kind = ExprKind::kTuple;
+    tuple->args = std::move(items);
+    tuple->open = open;
+    tuple->close = close;
+    return tuple;
+  }
+
+  std::optional<ExprPtr> set_items() {  // after "\{"
+    std::vector<ExprPtr> items;
+    if (peek_command() != "}") {
+      do {
+        auto item = union_of();
+        if (!item) return std::nullopt;
+        items.push_back(*item);
+      } while (eat(',') || eat(';'));
+    }
+    if (!eat_command("}")) return std::nullopt;
+    return make(ExprKind::kSet, {}, std::move(items));
+  }
+
+  std::optional<ExprPtr> matrix(std::string_view environment) {  // after "\begin{ENV}"
+    std::vector<std::vector<ExprPtr>> rows(1);
+    while (true) {
+      if (eat_command("end")) {
+        if (!eat('{')) return std::nullopt;
+        const size_t close = s_.find('}', pos_);
+        if (close == std::string_view::npos || s_.substr(pos_, close - pos_) != environment) return std::nullopt;
+        pos_ = close + 1;
+        break;
+      }
+      auto cell = sum();
+      if (!cell) return std::nullopt;
+      rows.back().push_back(*cell);
+      if (eat('&')) continue;
+      if (eat_command("\\")) {
+        if (peek_command() != "end") rows.emplace_back();
+        continue;
+      }
+      if (peek_command() != "end") return std::nullopt;
+    }
+    const size_t cols = rows[0].size();
+    auto result = std::make_shared<Expr>();
+    result->kind = ExprKind::kMatrix;
+    for (const auto& row : rows) {
+      if (row.size() != cols) return std::nullopt;
+      result->args.insert(result->args.end(), row.begin(), row.end());
+    }
+    result->rows = rows.size();
+    result->cols = cols;
+    return result;
+  }
+
+  // A function applied to what follows: \sin x, \sin(x), \sin^2 x, \log_2 8, sqrt(2).
+  std::optional<ExprPtr> apply_function(std::string name) {
+    if (name == "lg") name = "log10";
+    std::optional<ExprPtr> base_of_log;
+    std::optional<ExprPtr> power_of;
+    if (eat('_')) {
+      base_of_log = script();
+      if (!base_of_log) return std::nullopt;
+    }
+    if (eat('^')) {
+      power_of = script();
+      if (!power_of) return std::nullopt;
+    }
+    std::optional<ExprPtr> arg;
+    if (name == "sqrt") {
+      arg = argument();
+    } else if (peek() == '(') {
+      ++pos_;
+      arg = list(kEnd);
+      if (arg && !eat(')')) return std::nullopt;
+    } else {
+      arg = power();
+    }
+    if (!arg) return std::nullopt;
+    ExprPtr result = base_of_log ? function("logb", {*arg, *base_of_log}) : function(name, {*arg});
+    if (power_of) {
+      // \sin^{-1} x is arcsin x
+      const bool minus_one = (*power_of)->kind == ExprKind::kNeg &&
+                             (*power_of)->args[0]->kind == ExprKind::kNumber && (*power_of)->args[0]->text == "1";
+      if (minus_one && (name == "sin" || name == "cos" || name == "tan")) {
+        return function("arc" + name, {*arg});
+      }
+      result = make(ExprKind::kPow, {}, {result, *power_of});
+    }
+    return result;
+  }
+
+  std::optional<ExprPtr> command_primary() {
+    const std::string name(peek_command());
+    if (name.empty()) return std::nullopt;
+    if (name == "{") {
+      pos_ += 2;
+      return set_items();
+    }
+    if (name == "frac" || name == "dfrac" || name == "tfrac" || name == "cfrac") {
+      pos_ += 1 + name.size();
+      auto top = argument();
+      if (!top) return std::nullopt;
+      auto bottom = argument();
+      if (!bottom) return std::nullopt;
+      return make(ExprKind::kMul, {}, {*top, reciprocal(*bottom)});
+    }
+    if (name == "sqrt") {
+      pos_ += 1 + name.size();
+      std::optional<ExprPtr> index;
+      if (eat('[')) {
+        index = sum();
+        if (!index || !eat(']')) return std::nullopt;
+      }
+      auto radicand = argument();
+      if (!radicand) return std::nullopt;
+      if (index) return function("root", {*radicand, *index});
+      return function("sqrt", {*radicand});
+    }
+    if (name == "binom" || name == "dbinom" || name == "tbinom") {
+      pos_ += 1 + name.size();
+      auto n = argument();
+      if (!n) return std::nullopt;
+      auto k = argument();
+      if (!k) return std::nullopt;
+      return function("binomial", {*n, *k});
+    }
+    if (name == "lfloor" || name == "lceil") {
+      pos_ += 1 + name.size();
+      auto inner = sum();
+      if (!inner) return std::nullopt;
+      if (!eat_command(name == "lfloor" ? "rfloor" : "rceil")) return std::nullopt;
+      return function(name == "lfloor" ? "floor" : "ceil", {*inner});
+    }
+    if (name == "begin") {
+      pos_ += 6;
+      if (!eat('{')) return std::nullopt;
+      const size_t close = s_.find('}', pos_);
+      if (close == std::string_view::npos) return std::nullopt;
+      const std::string environment(s_.substr(pos_, close - pos_));
+      pos_ = close + 1;
+      if (environment.find("matrix") == std::string::npos && environment != "array") return std::nullopt;
+      if (environment == "array" && eat('{')) {  // column spec
+        const size_t spec_end = s_.find('}', pos_);
+        if (spec_end == std::string_view::npos) return std::nullopt;
+        pos_ = spec_end + 1;
+      }
+      return matrix(environment);
+    }
+    for (const auto& function_name : kFunctionNames) {
+      if (name == function_name) {
+        pos_ += 1 + name.size();
+        return apply_function(name);
+      }
+    }
+    if (name == "operatorname" || name == "mathrm" || name == "text" || name == "mathbf") {
+      pos_ += 1 + name.size();
+      if (!eat('{')) return std::nullopt;
+      const size_t close = s_.find('}', pos_);
+      if (close == std::string_view::npos) return std::nullopt;
+      std::string inner(s_.substr(pos_, close - pos_));
+      pos_ = close + 1;
+      if (std::find(kFunctionNames.begin(), kFunctionNames.end(), inner) != kFunctionNames.end()) {
+        return apply_function(inner);
+      }
+      return symbol(inner);
+    }
+    if (name == "angle" || name == "measuredangle") {  // \angle ABC names an angle
+      pos_ += 1 + name.size();
+      skip_space();
+      const size_t start = pos_;
+      while (pos_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      if (pos_ == start) return std::nullopt;
+      return symbol("angle " + std::string(s_.substr(start, pos_ - start)));
+    }
+    ExprPtr value;
+    if (name == "pi") {
+      value = symbol("pi");
+    } else if (name == "infty" || name == "infinity") {
+      value = symbol("oo");
+    } else if (name == "emptyset" || name == "varnothing") {
+      value = make(ExprKind::kSet);
+    } else if (name == "e" || name == "i") {
+      value = symbol(name);
+    } else if (is_symbol_command(name)) {
+      value = symbol("\\" + name);
+    } else {
+      return std::nullopt;  // not consumed: an operator (\pm) or a command we do not understand
+    }
+    pos_ += 1 + name.size();
+    return value->kind == ExprKind::kSymbol && value->text.front() == '\\' ? with_subscript(value) : value;
+  }
+
+  ExprPtr with_subscript(ExprPtr symbol_expr) {
+    if (peek() != '_') return symbol_expr;
+    const size_t save = pos_;
+    ++pos_;
+    std::string subscript;
+    if (eat('{')) {
+      const size_t close = s_.find('}', pos_);
+      if (close == std::string_view::npos) {
+        pos_ = save;
+        return symbol_expr;
+      }
+      subscript = std::string(s_.substr(pos_, close - pos_));
+      pos_ = close + 1;
+    } else {
+      skip_space();
+      if (pos_ >= s_.size()) {
+        pos_ = save;
+        return symbol_expr;
+      }
+      subscript = std::string(1, s_[pos_++]);
+    }
+    subscript.erase(std::remove(subscript.begin(), subscript.end(), ' '), subscript.end());
+    return symbol(symbol_expr->text + "_" + subscript);
+  }
+
+  std::optional<ExprPtr> primary() {
+    const char c = peek();
+    if (c == kEnd) return std::nullopt;
+    if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && pos_ + 1 < s_.size() &&
+                                                        std::isdigit(static_cast<unsigned char>(s_[pos_ + 1])))) {
+      if (c == '.') {  // ".5"
+        ++pos_;
+        auto rest = number_literal();
+        if (!rest) return std::nullopt;
+        return number("0." + (*rest)->text);
+      }
+      return number_literal();
+    }
+    if (c == '(' || c == '[') {
+      ++pos_;
+      return bracketed(c);
+    }
+    if (c == '{') {  // a LaTeX group
+      ++pos_;
+      auto inner = list(kEnd);
+      if (!inner || !eat('}')) return std::nullopt;
+      return inner;
+    }
+    if (c == '|') {
+      ++pos_;
+      auto inner = sum();
+      if (!inner || !eat('|')) return std::nullopt;
+      return function("abs", {*inner});
+    }
+    if (c == '\\') return command_primary();
+    if (std::isalpha(static_cast<unsigned char>(c))) return word();
+    return std::nullopt;
+  }
+
+  // Letters: a function name, pi, infinity, or a single-letter symbol (the next letter, if any, is
+  // another factor: "xy" is x*y).
+  std::optional<ExprPtr> word() {
+    for (const auto& function_name : kFunctionNames) {
+      if (at_word(function_name) || (s_.compare(pos_, function_name.size(), function_name) == 0 &&
+                                     pos_ + function_name.size() < s_.size() && s_[pos_ + function_name.size()] == '(')) {
+        pos_ += function_name.size();
+        return apply_function(std::string(function_name));
+      }
+    }
+    for (const char* infinity : {"infinity", "infty", "inf", "oo"}) {
+      if (at_word(infinity)) {
+        pos_ += std::string_view(infinity).size();
+        return symbol("oo");
+      }
+    }
+    if (at_word("pi")) {
+      pos_ += 2;
+      return symbol("pi");
+    }
+    const char letter = s_[pos_++];
+    // f(x), g(t), P(2), I(0): a function applied, not a product, when the name is f, g, h or a
+    // capital and "(" follows at once.
+    if (pos_ < s_.size() && s_[pos_] == '(' &&
+        (letter == 'f' || letter == 'g' || letter == 'h' || std::isupper(static_cast<unsigned char>(letter)))) {
+      ++pos_;
+      std::vector<ExprPtr> args;
+      do {
+        auto arg = union_of();
+        if (!arg) return std::nullopt;
+        args.push_back(*arg);
+      } while (eat(','));
+      if (!eat(')')) return std::nullopt;
+      return function(std::string("applied:") + letter, std::move(args));
+    }
+    return with_subscript(symbol(std::string(1, letter)));
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+void render(const Expr& e, std::string& out) {
+  static constexpr std::array<const char*, 17> kNames = {
+      "num", "sym", "add", "mul", "pow", "neg", "fn", "fact", "percent", "pm",
+      "rel", "tuple", "set", "list", "union", "matrix", "text"};
+  if (e.kind == ExprKind::kNumber || e.kind == ExprKind::kSymbol) {
+    out += e.text;
+    return;
+  }
+  out += "(";
+  out += kNames[static_cast<size_t>(e.kind)];
+  if (!e.text.empty()) out += ":" + e.text;
+  if (e.kind == ExprKind::kTuple) out += std::string(":") + e.open + e.close;
+  for (const auto& arg : e.args) {
+    out += " ";
+    if (arg) render(*arg, out);
+  }
+  out += ")";
+}
+
+}  // namespace
+
+std::optional<ExprPtr> parse_answer(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  return Parser(text).parse();
+}
+
+std::string to_string(const Expr& expr) {
+  std::string out;
+  render(expr, out);
+  return out;
+}
+
+}  // namespace torl::rewards

@@ -1,0 +1,275 @@
+// torl grade: judge one answer pair, a JSONL file of pairs, or measure the grader's speed.
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <string_view>
+
+#include "common/json.hpp"
+#include "rewards/answer.hpp"
+#include "rewards/grader.hpp"
+#include "tools/arg_reader.hpp"
+#include "tools/commands.hpp"
+
+namespace torl::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using OrderedJson = nlohmann::ordered_json;
+
+constexpr std::string_view kUsage =
+    "usage: torl grade --gold TEXT --pred TEXT\n"
+    "       torl grade --jsonl FILE|-\n"
+    "       torl grade bench [--file FILE] [--repeat N]\n"
+    "\n"
+    "Each text's answer is its last \\boxed{} if it has one, otherwise the whole text without outer\n"
+    "$...$ or \\(...\\).\n"
+    "--gold/--pred prints 'equivalent' or 'different' and both answers; exit 0 when equivalent, 1 when\n"
+    "different.\n"
+    "--jsonl reads one {\"gold\": str, \"pred\": str} object per line (- for stdin) and writes, in order,\n"
+    "one {\"equivalent\": bool, \"pred_answer\": str, \"gold_answer\": str} line per good input line. A bad\n"
+    "line is reported on stderr as FILE:LINE: PROBLEM and skipped; the other lines are still graded, and\n"
+    "the exit code is 2 if any line was bad, else 0.\n"
+    "bench times answers_equivalent on one thread over the pairs of FILE (default\n"
+    "../shared/data/math500.jsonl): rows with gold/pred fields, or with answer/solution fields (gold =\n"
+    "answer, pred = last \\boxed{} of solution), N passes over the pairs (default: as many as fit in\n"
+    "about a second).\n";
+
+constexpr std::string_view kDefaultBenchFile = "../shared/data/math500.jsonl";
+constexpr double kDefaultBenchSeconds = 1.0;
+
+int usage_error(std::ostream& err, const std::string& message) {
+  err << "torl grade: " << message << "\n" << kUsage;
+  return kExitUsage;
+}
+
+// The answer pair of one --jsonl line, or the problem with it (already prefixed with FILE:LINE).
+Expected<std::pair<std::string, std::string>> parse_pair_line(const std::string& line, const std::string& origin) {
+  auto row = parse_json(line, origin);
+  if (!row) return row.status();
+  auto gold = required_field<std::string>(*row, "gold", origin);
+  if (!gold) return gold.status();
+  auto pred = required_field<std::string>(*row, "pred", origin);
+  if (!pred) return pred.status();
+  return std::pair{std::move(gold).value(), std::move(pred).value()};
+}
+
+int grade_pair(const std::string& gold, const std::string& pred, std::ostream& out) {
+  const rewards::Grade grade = rewards::grade_texts(gold, pred);
+  out << (grade.equivalent ? "equivalent" : "different") << "\n"
+      << "  gold: " << grade.gold_answer << "\n"
+      << "  pred: " << grade.pred_answer << "\n";
+  return grade.equivalent ? kExitOk : kExitFailed;
+}
+
+// Grades every line of `in`; bad lines are reported and skipped so that one run over a large file
+// shows every problem and still grades the rest.
+int grade_jsonl(std::istream& in, const std::string& name, std::ostream& out, std::ostream& err) {
+  size_t bad = 0, graded = 0;
+  std::string line;
+  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto pair = parse_pair_line(line, name + ":" + std::to_string(line_no));
+    if (!pair) {
+      err << pair.status().message() << "\n";
+      ++bad;
+      continue;
+    }
+    const rewards::Grade grade = rewards::grade_texts(pair->first, pair->second);
+    const OrderedJson result = {{"equivalent", grade.equivalent},
+                                {"pred_answer", grade.pred_answer},
+                                {"gold_answer", grade.gold_answer}};
+    out << result.dump(-1, ' ', false, OrderedJson::error_handler_t::replace) << "\n";
+    ++graded;
+  }
+  if (in.bad()) {
+    err << "torl grade: reading '" << name << "' failed after " << graded + bad << " lines\n";
+    return kExitFailed;
+  }
+  if (bad > 0) {
+    err << "torl grade: " << bad << " bad line" << (bad == 1 ? "" : "s") << " in " << name
+        << " skipped; " << graded << " graded\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+// One benchmark pair, answers already extracted; `line` names it in reports.
+struct BenchPair {
+  std::string gold;
+  std::string pred;
+  size_t line = 0;
+};
+
+// Reads the benchmark pairs of `file`. Empty, with the problem on `err`, when the file cannot be read
+// or a row is not a pair: a benchmark over part of a file would measure something else.
+std::optional<std::vector<BenchPair>> read_bench_pairs(const std::string& file, std::ostream& err) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    err << "torl grade bench: cannot open '" << file << "'";
+    if (file == kDefaultBenchFile) err << " (run from the repository root, next to ../shared, or pass --file)";
+    err << "\n";
+    return std::nullopt;
+  }
+  std::vector<BenchPair> pairs;
+  std::string line;
+  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string origin = file + ":" + std::to_string(line_no);
+    auto row = parse_json(line, origin);
+    Status problem = row.status();
+    if (row && row->is_object() && row->contains("gold")) {
+      auto gold = required_field<std::string>(*row, "gold", origin);
+      auto pred = required_field<std::string>(*row, "pred", origin);
+      problem = !gold ? gold.status() : pred.status();
+      if (problem.ok()) {
+        pairs.push_back({rewards::answer_from_text(*gold), rewards::answer_from_text(*pred), line_no});
+      }
+    } else if (row) {
+      auto answer = required_field<std::string>(*row, "answer", origin);
+      auto solution = required_field<std::string>(*row, "solution", origin);
+      problem = !answer ? answer.status() : solution.status();
+      if (problem.ok()) {
+        // A solution without \boxed{} is graded as an empty prediction, as a response would be.
+        pairs.push_back({*answer, rewards::extract_boxed(*solution).value_or(""), line_no});
+      }
+    }
+    if (!problem.ok()) {
+      err << "torl grade bench: " << problem.message()
+          << "\n  (each row needs string fields gold and pred, or answer and solution)\n";
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    err << "torl grade bench: reading '" << file << "' failed\n";
+    return std::nullopt;
+  }
+  if (pairs.empty()) {
+    err << "torl grade bench: no rows in '" << file << "'\n";
+    return std::nullopt;
+  }
+  return pairs;
+}
+
+int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
+  std::string file(kDefaultBenchFile);
+  long repeat = 0;
+  bool fixed_passes = false;  // else passes until kDefaultBenchSeconds have passed
+  ArgReader reader(args);
+  while (!reader.done()) {
+    if (reader.value("--file", file)) continue;
+    if (reader.integer("--repeat", repeat)) {
+      fixed_passes = true;
+      continue;
+    }
+    if (reader.flag("--help") || reader.flag("-h")) {
+      out << kUsage;
+      return kExitOk;
+    }
+    reader.fail("unexpected argument '" + reader.peek() + "'");
+  }
+  if (reader.error().empty() && fixed_passes && repeat < 1) reader.fail("--repeat must be >= 1 (got " + std::to_string(repeat) + ")");
+  if (!reader.error().empty()) {
+    err << "torl grade bench: " << reader.error() << "\n" << kUsage;
+    return kExitUsage;
+  }
+  const auto pairs = read_bench_pairs(file, err);
+  if (!pairs) return kExitUsage;
+
+  // A first pass for the verdicts (and to warm up), a second timing each pair to find the slowest.
+  std::vector<const BenchPair*> different;
+  for (const auto& pair : *pairs) {
+    if (!rewards::answers_equivalent(pair.gold, pair.pred)) different.push_back(&pair);
+  }
+  double slowest_us = -1;
+  const BenchPair* slowest = nullptr;
+  for (const auto& pair : *pairs) {
+    const auto start = Clock::now();
+    [[maybe_unused]] const volatile bool equivalent = rewards::answers_equivalent(pair.gold, pair.pred);
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+    if (us > slowest_us) {
+      slowest_us = us;
+      slowest = &pair;
+    }
+  }
+
+  // Timed passes: the clock is read once per pass, not per grade, so its own cost is not measured.
+  size_t equivalent_count = 0;
+  long passes = 0;
+  double seconds = 0;
+  const auto start = Clock::now();
+  while (fixed_passes ? passes < repeat : seconds < kDefaultBenchSeconds) {
+    for (const auto& pair : *pairs) equivalent_count += rewards::answers_equivalent(pair.gold, pair.pred);
+    ++passes;
+    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  const size_t identical = static_cast<size_t>(
+      std::count_if(pairs->begin(), pairs->end(), [](const BenchPair& pair) { return pair.gold == pair.pred; }));
+  const double grades = static_cast<double>(pairs->size()) * static_cast<double>(passes);
+
+  out << "torl grade bench: " << pairs->size() << " pairs from " << file << ", " << passes
+      << " passes, one thread\n";
+  out << std::fixed << std::setprecision(0) << "grades/s: " << grades / seconds << " ("
+      << static_cast<size_t>(grades) << " grades in " << std::setprecision(3) << seconds
+      << " s; mean " << std::setprecision(2) << seconds / grades * 1e6 << " us)\n";
+  out << "slowest pair: " << slowest_us << " us at line " << slowest->line << " (gold '" << slowest->gold
+      << "', pred '" << slowest->pred << "')\n";
+  out << "equivalent: " << pairs->size() - different.size() << "/" << pairs->size() << " (" << identical
+      << " pairs are byte-identical strings)\n";
+  constexpr size_t kShown = 20;
+  for (size_t i = 0; i < different.size() && i < kShown; ++i) {
+    out << "  different at line " << different[i]->line << ": gold '" << different[i]->gold << "', pred '"
+        << different[i]->pred << "'\n";
+  }
+  if (different.size() > kShown) out << "  ... and " << different.size() - kShown << " more\n";
+  if (equivalent_count != (pairs->size() - different.size()) * static_cast<size_t>(passes)) {
+    err << "torl grade bench: answers_equivalent gave different verdicts for the same pair across passes\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int grade_command(const Args& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << kUsage;
+    return kExitUsage;
+  }
+  if (args[0] == "bench") return bench_command(Args(args.begin() + 1, args.end()), out, err);
+
+  std::optional<std::string> gold, pred, jsonl;
+  ArgReader reader(args);
+  while (!reader.done()) {
+    std::string value;
+    if (reader.value("--gold", value)) {
+      gold = value;
+    } else if (reader.value("--pred", value)) {
+      pred = value;
+    } else if (reader.value("--jsonl", value)) {
+      jsonl = value;
+    } else if (reader.flag("--help") || reader.flag("-h")) {
+      out << kUsage;
+      return kExitOk;
+    } else {
+      reader.fail("unexpected argument '" + reader.peek() + "'");
+    }
+  }
+  if (!reader.error().empty()) return usage_error(err, reader.error());
+  if (jsonl && (gold || pred)) return usage_error(err, "use either --gold and --pred, or --jsonl");
+  if (jsonl) {
+    if (*jsonl == "-") return grade_jsonl(std::cin, "<stdin>", out, err);
+    std::ifstream in(*jsonl, std::ios::binary);
+    if (!in) {
+      err << "torl grade: cannot open '" << *jsonl << "'\n";
+      return kExitUsage;
+    }
+    return grade_jsonl(in, *jsonl, out, err);
+  }
+  if (!gold || !pred) return usage_error(err, gold ? "missing --pred" : pred ? "missing --gold" : "missing --gold and --pred");
+  return grade_pair(*gold, *pred, out);
+}
+
+}  // namespace torl::tools
