@@ -20,14 +20,14 @@ std::optional<std::string> extract_answer(std::string_view text, bool use_fallba
 // outer $...$, $$...$$, \(...\) or \[...\] and surrounding whitespace.
 std::string answer_from_text(std::string_view text);
 
-// The answer string in a canonical LaTeX-ish form for comparison, without changing its mathematics:
-// outer $ and \( \) removed; \left \right \big..., spacing commands (\! \, \; \: \quad \qquad "\ "),
-// \displaystyle removed; \dfrac and \tfrac become \frac; \text{..}, \textbf{..}, \mathrm{..},
-// \mbox{..}, \operatorname{..} become their content; trailing units (cm, meters, inches, degrees,
-// dollars, ...) and degree marks (^\circ, ^{\circ}, \degree, °) removed; \$ and "dollars" removed;
-// \% and % kept as a single trailing "%"; a trailing period removed; a leading "x =" (one variable,
-// as in "x = 5" or "k=3") removed; thousands separators in plain numbers ("1,000,000", "1{,}000")
-// removed; whitespace collapsed to single spaces and trimmed.
+// The answer string in a canonical LaTeX-ish form for comparison, without changing its mathematics
+// (normalize.cpp lists every rule and its limits): every $, \( \), \[ \] removed; \left \right
+// \big..., spacing commands and \displaystyle removed; \dfrac and \tfrac become \frac; \text{..},
+// \textbf{..}, \mathrm{..}, \mbox{..}, \operatorname{..} become their content; trailing units (cm,
+// meters, inches, degrees, dollars, ...) and degree marks removed; \$ removed; \% and "percent"
+// become a single trailing "%"; a trailing period removed; a leading "VAR =" removed when the
+// right-hand side names no other variable ("x = 5" -> "5", but "y = 2x + 1" stays); thousands
+// separators in plain numbers removed; whitespace collapsed and trimmed. Idempotent.
 std::string normalize_answer(std::string_view answer);
 
 }  // namespace torl::rewards

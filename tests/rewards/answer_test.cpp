@@ -1,11 +1,10 @@
-#include "rewards/answer.hpp"
-
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
 #include "common/json.hpp"
+#include "rewards/answer.hpp"
 
 namespace torl::rewards {
 namespace {
