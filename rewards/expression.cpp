@@ -34,10 +34,6 @@ ExprPtr function(std::string name, std::vector<ExprPtr> args) {
 ExprPtr negate(ExprPtr x) { return make(ExprKind::kNeg, {}, {std::move(x)}); }
 ExprPtr reciprocal(ExprPtr x) { return make(ExprKind::kPow, {}, {std::move(x), number("-1")}); }
 
-bool is_integer_literal(const ExprPtr& e) {
-  return e->kind == ExprKind::kNumber && e->text.find('.') == std::string::npos;
-}
-
 // Functions written as a command (\sin) or a plain word (sin).
 constexpr std::array<std::string_view, 22> kFunctionNames = {
     "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh",
@@ -111,7 +107,7 @@ class Parser {
     if (c == '\\') {
       const auto command = peek_command();
       return command == "}" || command == "\\" || command == "rfloor" || command == "rceil" ||
-             command == "end" || command == "right";
+             command == "end" || command == "right" || command == "rangle";
     }
     return close != kEnd && c == close;
   }
@@ -225,7 +221,7 @@ class Parser {
       if (command.empty() || command == "}" || command == "\\" || command == "," || command == "cdot" ||
           command == "times" || command == "div" || command == "pm" || command == "mp" || command == "cup" ||
           command == "in" || command == "end" || command == "right" || command == "rfloor" ||
-          command == "rceil") {
+          command == "rceil" || command == "rangle") {
         return false;
       }
       return !relation_command(command);
@@ -251,14 +247,8 @@ class Parser {
         if (!next) return std::nullopt;
         factors.push_back(reciprocal(*next));
       } else if (starts_implicit_factor()) {
-        const bool frac_next = peek_command() == "frac" || peek_command() == "dfrac" || peek_command() == "tfrac";
         auto next = power();
         if (!next) return std::nullopt;
-        // A mixed number: an integer right before a fraction of integers is their sum (3\frac{1}{2}).
-        if (frac_next && factors.size() == 1 && is_integer_literal(factors[0]) && is_integer_fraction(*next)) {
-          factors[0] = make(ExprKind::kAdd, {}, {factors[0], *next});
-          continue;
-        }
         factors.push_back(*next);
       } else {
         break;
@@ -266,11 +256,6 @@ class Parser {
     }
     if (factors.size() == 1) return factors[0];
     return make(ExprKind::kMul, {}, std::move(factors));
-  }
-
-  static bool is_integer_fraction(const ExprPtr& e) {
-    return e->kind == ExprKind::kMul && e->args.size() == 2 && is_integer_literal(e->args[0]) &&
-           e->args[1]->kind == ExprKind::kPow && is_integer_literal(e->args[1]->args[0]);
   }
 
   std::optional<ExprPtr> unary() {
@@ -347,7 +332,17 @@ class Parser {
     }
     if (pos_ == start) return std::nullopt;
     std::string digits(s_.substr(start, pos_ - start));
-    if (digits.back() == '.') digits.pop_back();
+    if (digits.back() == '.') {
+      digits.pop_back();
+      if (auto repeating = repeating_decimal(digits, "")) return repeating;
+    } else if (digits.find('.') != std::string::npos) {
+      if (auto repeating = repeating_decimal(digits.substr(0, digits.find('.')), digits.substr(digits.find('.') + 1))) {
+        return repeating;
+      }
+    }
+    if (digits.find('.') == std::string::npos) {
+      if (auto mixed = mixed_number(digits)) return mixed;
+    }
     // Scientific notation written plainly: 1.5e-3, 2E10.
     if (pos_ + 1 < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
       size_t q = pos_ + 1;
@@ -363,6 +358,75 @@ class Parser {
       }
     }
     return number(digits);
+  }
+
+  // 0.1\overline{6}: the digits under the bar repeat forever. `whole` and `fixed` are the digits
+  // before and after the point; nullopt (nothing consumed) when no \overline follows.
+  std::optional<ExprPtr> repeating_decimal(const std::string& whole, const std::string& fixed) {
+    const size_t save = pos_;
+    if (!eat_command("overline") && !eat_command("bar")) return std::nullopt;
+    if (!eat('{')) {
+      pos_ = save;
+      return std::nullopt;
+    }
+    const size_t start = pos_;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    const std::string repeat(s_.substr(start, pos_ - start));
+    if (repeat.empty() || !eat('}')) {
+      pos_ = save;
+      return std::nullopt;
+    }
+    // value = whole.fixed + repeat / (10^|fixed| * (10^|repeat| - 1))
+    const std::string head = (whole.empty() ? "0" : whole) + "." + fixed;
+    ExprPtr scale = make(ExprKind::kMul, {}, {make(ExprKind::kPow, {}, {number("10"), number(std::to_string(fixed.size()))}),
+                                             make(ExprKind::kAdd, {}, {make(ExprKind::kPow, {}, {number("10"), number(std::to_string(repeat.size()))}),
+                                                                       number("-1")})});
+    return make(ExprKind::kAdd, {}, {number(fixed.empty() ? (whole.empty() ? "0" : whole) : head),
+                                     make(ExprKind::kMul, {}, {number(repeat), reciprocal(scale)})});
+  }
+
+  // 3\frac{1}{2}, 3 \frac12 and "3 1/2": an integer written before a fraction of integers is a mixed
+  // number, their sum. nullopt (nothing consumed) otherwise.
+  std::optional<ExprPtr> mixed_number(const std::string& whole) {
+    const size_t save = pos_;
+    const bool spaced = pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]));
+    auto read_integer = [&]() -> std::optional<std::string> {
+      skip_space();
+      const size_t start = pos_;
+      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      if (pos_ == start) return std::nullopt;
+      return std::string(s_.substr(start, pos_ - start));
+    };
+    auto braced_or_digit = [&]() -> std::optional<std::string> {
+      skip_space();
+      if (eat('{')) {
+        auto digits = read_integer();
+        if (!digits || !eat('}')) return std::nullopt;
+        return digits;
+      }
+      if (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) return std::string(1, s_[pos_++]);
+      return std::nullopt;
+    };
+    std::optional<std::string> top, bottom;
+    const auto command = peek_command();
+    if (command == "frac" || command == "dfrac" || command == "tfrac") {
+      pos_ += 1 + command.size();
+      top = braced_or_digit();
+      if (top) bottom = braced_or_digit();
+    } else if (spaced) {
+      top = read_integer();
+      if (top && peek() == '/') {
+        ++pos_;
+        bottom = read_integer();
+      } else {
+        top.reset();
+      }
+    }
+    if (!top || !bottom || (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '^'))) {
+      pos_ = save;
+      return std::nullopt;
+    }
+    return make(ExprKind::kAdd, {}, {number(whole), make(ExprKind::kMul, {}, {number(*top), reciprocal(number(*bottom))})});
   }
 
   // A braced argument {..} or a single character/command, as in \frac12 or \sqrt2.
@@ -452,6 +516,16 @@ class Parser {
     return result;
   }
 
+  bool at_function() {
+    if (peek() == '(') return true;
+    const auto command = peek_command();
+    for (const auto& name : kFunctionNames) {
+      if (command == name) return true;
+      if (command.empty() && at_word(name)) return true;
+    }
+    return false;
+  }
+
   // A function applied to what follows: \sin x, \sin(x), \sin^2 x, \log_2 8, sqrt(2).
   std::optional<ExprPtr> apply_function(std::string name) {
     if (name == "lg") name = "log10";
@@ -473,7 +547,14 @@ class Parser {
       arg = list(kEnd);
       if (arg && !eat(')')) return std::nullopt;
     } else {
+      // "\cos 2x" is cos(2x): the argument runs over implicit factors, up to an operator or the
+      // next function ("\sin x \cos x" is a product of two).
       arg = power();
+      while (arg && starts_implicit_factor() && !at_function()) {
+        auto next = power();
+        if (!next) return std::nullopt;
+        arg = make(ExprKind::kMul, {}, {*arg, *next});
+      }
     }
     if (!arg) return std::nullopt;
     ExprPtr result = base_of_log ? function("logb", {*arg, *base_of_log}) : function(name, {*arg});
@@ -563,6 +644,36 @@ class Parser {
         return apply_function(inner);
       }
       return symbol(inner);
+    }
+    if (name == "langle") {  // a vector <1, 2, 3> reads as the tuple (1, 2, 3)
+      pos_ += 1 + name.size();
+      std::vector<ExprPtr> items;
+      do {
+        auto item = sum();
+        if (!item) return std::nullopt;
+        items.push_back(*item);
+      } while (eat(','));
+      if (!eat_command("rangle")) return std::nullopt;
+      auto tuple = std::make_shared<Expr>();
+      tuple->kind = ExprKind::kTuple;
+      tuple->args = std::move(items);
+      tuple->open = '(';
+      tuple->close = ')';
+      return tuple;
+    }
+    if (name == "mathbb") {  // \mathbb{R}: the real line
+      const size_t save = pos_;
+      pos_ += 1 + name.size();
+      if (eat('{') && eat('R') && eat('}')) {
+        auto line = std::make_shared<Expr>();
+        line->kind = ExprKind::kTuple;
+        line->args = {negate(symbol("oo")), symbol("oo")};
+        line->open = '(';
+        line->close = ')';
+        return line;
+      }
+      pos_ = save;
+      return std::nullopt;
     }
     if (name == "angle" || name == "measuredangle") {  // \angle ABC names an angle
       pos_ += 1 + name.size();

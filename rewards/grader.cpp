@@ -26,7 +26,7 @@ using BigInt = boost::multiprecision::cpp_int;
 using Complex = std::complex<long double>;
 
 constexpr long double kRelativeTolerance = 1e-6L;
-constexpr size_t kMaxExactBits = 20000;  // past this, exact arithmetic is not worth it
+constexpr size_t kMaxExactBits = 120000;  // past this (about 36,000 digits), exact arithmetic stops
 
 // ---- symbols ----
 
@@ -96,7 +96,7 @@ std::optional<Rational> exact(const Expr& e, const RationalEnv& env);
 std::optional<Rational> exact_power(const Rational& base, const Rational& exponent) {
   if (denominator(exponent) > 12) return std::nullopt;
   const BigInt& top = numerator(exponent);
-  if (abs(top) > 4096) return std::nullopt;
+  if (abs(top) > 40000) return std::nullopt;
   const long long p = static_cast<long long>(top);
   const unsigned q = static_cast<unsigned>(denominator(exponent));
   Rational root = base;
@@ -183,7 +183,7 @@ std::optional<Rational> exact(const Expr& e, const RationalEnv& env) {
     }
     case ExprKind::kFactorial: {
       auto value = exact(*e.args[0], env);
-      if (!value || denominator(*value) != 1 || *value < 0 || *value > 1000) return std::nullopt;
+      if (!value || denominator(*value) != 1 || *value < 0 || *value > 3000) return std::nullopt;
       BigInt result = 1;
       for (long long k = 2; k <= static_cast<long long>(numerator(*value)); ++k) result *= k;
       return Rational(result);
@@ -277,7 +277,8 @@ std::optional<Complex> numeric(const Expr& e, const ComplexEnv& env) {
     case ExprKind::kNeg: {
       auto value = numeric(*e.args[0], env);
       if (!value) return std::nullopt;
-      return -*value;
+      // -(4 + 0i) must stay on the positive side of sqrt's branch cut: no negative zero.
+      return Complex(-value->real(), value->imag() == 0 ? 0.0L : -value->imag());
     }
     case ExprKind::kAdd:
     case ExprKind::kMul: {
@@ -334,10 +335,17 @@ bool close_enough(Complex a, Complex b) {
   if (std::isnan(a.imag()) || std::isnan(b.imag())) return false;
   const long double scale = std::max(std::abs(a), std::abs(b));
   const long double difference = std::abs(a - b);
-  return difference < kRelativeTolerance * scale || difference <= 1e-12L;
+  if (std::abs(a) == 0 || std::abs(b) == 0) return difference <= 1e-12L;  // sin(pi) against 0
+  return difference < kRelativeTolerance * scale;
 }
 
-bool is_integer(const Rational& r) { return denominator(r) == 1; }
+// Whether r has a finite decimal expansion (its denominator has no prime factor but 2 and 5).
+bool terminates(const Rational& r) {
+  BigInt d = denominator(r);
+  while (d % 2 == 0) d /= 2;
+  while (d % 5 == 0) d /= 5;
+  return d == 1;
+}
 
 // ---- scalar equivalence ----
 
@@ -399,8 +407,9 @@ std::optional<bool> exactly_equal(const Expr& a, const Expr& b, const std::set<s
     auto va = exact(a, env), vb = exact(b, env);
     if (!va || !vb) return std::nullopt;
     if (*va == *vb) continue;
-    // Numbers that are not both integers may also agree within the relative tolerance.
-    if (symbols.empty() && !(is_integer(*va) && is_integer(*vb))) {
+    // A number and a decimal approximation of it (1/3 and 0.3333333) agree within the relative
+    // tolerance; two integers, or two terminating decimals (16386.17 and 16386.16), only exactly.
+    if (symbols.empty() && !(terminates(*va) && terminates(*vb))) {
       const Rational difference = abs(*va - *vb);
       const Rational scale = std::max(Rational(abs(*va)), Rational(abs(*vb)));
       if (difference < scale * Rational(1, 1000000)) continue;
@@ -437,11 +446,64 @@ ExprPtr negated(ExprPtr x) {
   return e;
 }
 
-// a ± b as the set {a + b, a - b}.
+bool contains_plus_minus(const Expr& e) {
+  if (e.kind == ExprKind::kPlusMinus) return true;
+  for (const auto& arg : e.args) {
+    if (arg && contains_plus_minus(*arg)) return true;
+  }
+  return false;
+}
+
+// The readings of an expression with ± in it: 2 ± √3 is {2 + √3, 2 - √3}; (1 ± √5)/2 likewise.
+std::vector<ExprPtr> plus_minus_readings(const ExprPtr& e) {
+  if (!contains_plus_minus(*e)) return {e};
+  if (e->kind == ExprKind::kPlusMinus) {
+    std::vector<ExprPtr> out;
+    for (const auto& a : plus_minus_readings(e->args[0])) {
+      for (const auto& b : plus_minus_readings(e->args[1])) {
+        out.push_back(sum_of(a, b));
+        out.push_back(sum_of(a, negated(b)));
+      }
+    }
+    return out;
+  }
+  // Expand the first argument that holds a ±; the rest is expanded recursively.
+  for (size_t i = 0; i < e->args.size(); ++i) {
+    if (!e->args[i] || !contains_plus_minus(*e->args[i])) continue;
+    std::vector<ExprPtr> out;
+    for (const auto& reading : plus_minus_readings(e->args[i])) {
+      auto copy = std::make_shared<Expr>(*e);
+      copy->args[i] = reading;
+      for (auto& more : plus_minus_readings(copy)) out.push_back(std::move(more));
+    }
+    return out;
+  }
+  return {e};
+}
+
+// A scalar with ± as the set of its readings; collections take each item's readings as items.
 ExprPtr expand_plus_minus(const ExprPtr& e) {
   auto set = std::make_shared<Expr>();
   set->kind = ExprKind::kSet;
-  set->args = {sum_of(e->args[0], e->args[1]), sum_of(e->args[0], negated(e->args[1]))};
+  if (e->kind == ExprKind::kList || e->kind == ExprKind::kSet) {
+    for (const auto& item : e->args) {
+      for (auto& reading : plus_minus_readings(item)) set->args.push_back(std::move(reading));
+    }
+  } else {
+    set->args = plus_minus_readings(e);
+  }
+  return set;
+}
+
+// A union of finite sets is one set.
+ExprPtr merge_set_union(const ExprPtr& e) {
+  if (e->kind != ExprKind::kUnion) return e;
+  auto set = std::make_shared<Expr>();
+  set->kind = ExprKind::kSet;
+  for (const auto& part : e->args) {
+    if (part->kind != ExprKind::kSet) return e;
+    set->args.insert(set->args.end(), part->args.begin(), part->args.end());
+  }
   return set;
 }
 
@@ -516,12 +578,26 @@ bool relations_equivalent(const Expr& a, const Expr& b) {
   return numerically_proportional(*fa, *fb, symbols, {.c_is_one = false, .sign = ra.ops[0] == "=" ? 0 : 1});
 }
 
-// "x = 5" against "5": the value of a one-variable assignment.
-const Expr* assigned_value(const Expr& e) {
-  if (e.kind == ExprKind::kRelation && e.text == "=" && e.args.size() == 2 &&
-      e.args[0]->kind == ExprKind::kSymbol && !is_constant_symbol(e.args[0]->text)) {
-    return e.args[1].get();
+// Whether a number is written in `e` (the -1 that the parser puts under a fraction bar does not count).
+bool has_number(const Expr& e) {
+  if (e.kind == ExprKind::kNumber) return true;
+  if (e.kind == ExprKind::kPow && e.args[1]->kind == ExprKind::kNumber && e.args[1]->text == "-1") {
+    return has_number(*e.args[0]);
   }
+  for (const auto& arg : e.args) {
+    if (arg && has_number(*arg)) return true;
+  }
+  return false;
+}
+
+// "x = 5", "f(x) = 2x + 1", "(p, q) = (3, 2)", "AB = 4" or "5 = x" against the bare value: the value
+// given to a left side that names no number.
+const Expr* assigned_value(const Expr& e) {
+  if (e.kind != ExprKind::kRelation || e.text != "=" || e.args.size() != 2) return nullptr;
+  std::set<std::string> symbols;
+  collect_symbols(*e.args[0], symbols);
+  if (!symbols.empty() && !has_number(*e.args[0])) return e.args[1].get();
+  if (e.args[1]->kind == ExprKind::kSymbol && !is_constant_symbol(e.args[1]->text)) return e.args[0].get();
   return nullptr;
 }
 
@@ -575,8 +651,19 @@ bool equivalent(const ExprPtr& a, const ExprPtr& b) {
   if (b->kind == ExprKind::kTuple && a->kind == ExprKind::kRelation) {
     if (auto interval = relation_as_interval(*a)) return equivalent(*interval, b);
   }
-  if (a->kind == ExprKind::kPlusMinus) return equivalent(expand_plus_minus(a), b);
-  if (b->kind == ExprKind::kPlusMinus) return equivalent(a, expand_plus_minus(b));
+  const bool a_pm = contains_plus_minus(*a), b_pm = contains_plus_minus(*b);
+  if (a_pm || b_pm) {
+    if (a->kind == ExprKind::kTuple || b->kind == ExprKind::kTuple || a->kind == ExprKind::kRelation ||
+        b->kind == ExprKind::kRelation) {
+      if (a_pm && b_pm) return to_string(*a) == to_string(*b);
+    } else {
+      return equivalent(a_pm ? expand_plus_minus(a) : a, b_pm ? expand_plus_minus(b) : b);
+    }
+  }
+  if (a->kind == ExprKind::kUnion || b->kind == ExprKind::kUnion) {
+    const ExprPtr ma = merge_set_union(a), mb = merge_set_union(b);
+    if (ma != a || mb != b) return equivalent(ma, mb);
+  }
 
   // 50% is 50 and 0.5.
   if (a->kind == ExprKind::kPercent && b->kind != ExprKind::kPercent) {
@@ -597,6 +684,12 @@ bool equivalent(const ExprPtr& a, const ExprPtr& b) {
   if (b->kind == ExprKind::kTuple && a->kind == ExprKind::kList && b->open == '(' && b->close == ')') {
     return same_items_in_order(a->args, b->args);
   }
+  // A column or row vector written as a matrix against the same vector as a tuple.
+  const auto vector_like = [](const Expr& m, const Expr& t) {
+    return m.kind == ExprKind::kMatrix && (m.rows == 1 || m.cols == 1) && t.kind == ExprKind::kTuple && t.open == '(' &&
+           t.close == ')';
+  };
+  if (vector_like(*a, *b) || vector_like(*b, *a)) return same_items_in_order(a->args, b->args);
   if (a->kind == ExprKind::kMatrix || b->kind == ExprKind::kMatrix) {
     return a->kind == b->kind && a->rows == b->rows && a->cols == b->cols && same_items_in_order(a->args, b->args);
   }
@@ -669,17 +762,143 @@ bool is_wordy(std::string_view text) {
   return letters >= 2;
 }
 
-}  // namespace
+// ---- preparing normalised text for the parser ----
 
-bool answers_equivalent(std::string_view gold, std::string_view pred) {
-  const std::string a = normalize_answer(gold), b = normalize_answer(pred);
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+bool is_word_char(char c) { return std::isalpha(static_cast<unsigned char>(c)); }
+
+// Replaces the whole word `word` (letters on neither side) by `by`.
+void replace_word(std::string& text, std::string_view word, std::string_view by) {
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
+    const bool starts = at == 0 || !is_word_char(text[at - 1]);
+    const bool ends = at + word.size() >= text.size() || !is_word_char(text[at + word.size()]);
+    if (starts && ends && (at == 0 || text[at - 1] != '\\')) {
+      text.replace(at, word.size(), by);
+      at += by.size() > 0 ? by.size() - 1 : 0;
+    }
+  }
+}
+
+// What normalisation leaves for the grader to read: Unicode operators, Python's **, a stray \boxed,
+// "and"/"or" between answers, ordinal and counting words after a number ("5th", "8 ways"), and
+// spaces as thousands separators.
+std::string prepare(std::string text) {
+  if (text.find("\\boxed") != std::string::npos || text.find("\\fbox") != std::string::npos) {
+    if (auto inner = extract_boxed(text)) text = normalize_answer(*inner);
+  }
+  static const std::pair<std::string_view, std::string_view> kUnicode[] = {
+      {"\u2212", "-"}, {"\u00d7", "\\times "}, {"\u00b7", "\\cdot "}, {"\u2264", "\\le "},
+      {"\u2265", "\\ge "}, {"\u2260", "\\ne "}, {"\u03c0", "\\pi "}, {"\u221e", "\\infty "},
+      {"\u221a", "\\sqrt"}, {"\u00b1", "\\pm "}, {"**", "^"}};
+  for (const auto& [from, to] : kUnicode) replace_all(text, from, to);
+  for (const char* connector : {"and", "or"}) replace_word(text, connector, ",");
+  // A one-character subscript in braces is the same subscript: 1011_{2} and 1011_2.
+  for (size_t at = text.find("_{"); at != std::string::npos; at = text.find("_{", at + 1)) {
+    if (at + 3 < text.size() && text[at + 3] == '}') text.erase(at + 3, 1), text.erase(at + 1, 1);
+  }
+  replace_all(text, ",,", ",");
+  replace_all(text, ", ,", ",");
+  for (const char* ordinal : {"^{th}", "^{st}", "^{nd}", "^{rd}", "^th", "^st", "^nd", "^rd"}) {
+    if (text.ends_with(ordinal)) text.resize(text.size() - std::string_view(ordinal).size());
+  }
+  // A plain number followed by words of three or more letters ("8 ways", "20 students", "0.06
+  // yuan"): the words go. A letter after a number is a variable ("7.6 Z", "3 n") and stays.
+  const size_t first_letter = text.find_first_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  if (first_letter != std::string::npos && first_letter > 0 && text[first_letter - 1] == ' ') {
+    const std::string_view number_part = std::string_view(text).substr(0, first_letter);
+    const std::string_view words = std::string_view(text).substr(first_letter);
+    const bool plain_number = std::isdigit(static_cast<unsigned char>(number_part.front())) &&
+                              number_part.find_first_not_of("0123456789., ") == std::string_view::npos;
+    bool long_words = true;
+    size_t run = 0;
+    for (const char c : words) {
+      if (is_word_char(c)) {
+        ++run;
+      } else if (c == ' ') {
+        long_words = long_words && (run == 0 || run >= 3);
+        run = 0;
+      } else {
+        long_words = false;
+      }
+    }
+    long_words = long_words && run >= 3;
+    if (plain_number && long_words) text.resize(first_letter);
+  }
+  // "1 000 000": digits in groups of three separated by spaces.
+  bool spaced_thousands = text.find(' ') != std::string::npos;
+  for (size_t i = 0, group = 0; i < text.size() && spaced_thousands; ++i) {
+    if (std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++group;
+    } else if (text[i] == ' ' && group >= 1 && (group <= 3 || i == 0)) {
+      group = 0;
+    } else {
+      spaced_thousands = false;
+    }
+  }
+  if (spaced_thousands) text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
+  while (!text.empty() && (text.back() == ' ' || text.back() == ',')) text.pop_back();
+  while (!text.empty() && (text.front() == ' ' || text.front() == ',')) text.erase(0, 1);
+  return text;
+}
+
+// The letter of a multiple-choice answer: "A", "(A)", "(A) 5", "A)"; 0 otherwise.
+char choice_letter(std::string_view text) {
+  size_t i = 0;
+  const bool open = i < text.size() && text[i] == '(';
+  if (open) ++i;
+  if (i >= text.size() || text[i] < 'A' || text[i] > 'E') return 0;
+  const char letter = text[i++];
+  const bool close = i < text.size() && text[i] == ')';
+  if (close) ++i;
+  if (i == text.size()) return letter;
+  return (open && close) ? letter : 0;  // "(A) 5": the letter, with the option's text after it
+}
+
+// The parts of an answer written with \approx ("\frac{70}{9} \approx 7.78"): each may be the answer.
+std::vector<std::string> approximation_parts(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t at = text.find("\\approx"); ; at = text.find("\\approx", start)) {
+    std::string part = text.substr(start, at == std::string::npos ? std::string::npos : at - start);
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    if (!part.empty()) parts.push_back(part);
+    if (at == std::string::npos) break;
+    start = at + 7;
+  }
+  return parts;
+}
+
+bool prepared_equivalent(const std::string& a, const std::string& b) {
   if (a == b) return !a.empty();
   if (a.empty() || b.empty()) return false;
   if (is_wordy(a) && is_wordy(b) && folded(a) == folded(b)) return true;  // "Odd" and "odd"
+  const char letter_a = choice_letter(a), letter_b = choice_letter(b);
+  if (letter_a && letter_b) return letter_a == letter_b;
   if (has_word(a) || has_word(b)) return folded(a) == folded(b);
   auto pa = parse_answer(a), pb = parse_answer(b);
   if (!pa || !pb) return without_spaces(a) == without_spaces(b);  // not mathematics we can read
   return equivalent(*pa, *pb);
+}
+
+}  // namespace
+
+bool answers_equivalent(std::string_view gold, std::string_view pred) {
+  const std::string a = prepare(normalize_answer(gold)), b = prepare(normalize_answer(pred));
+  if (prepared_equivalent(a, b)) return true;
+  // "x \approx 11", "\frac{70}{9} \approx 7.78": any part of one side may be the answer.
+  if (a.find("\\approx") == std::string::npos && b.find("\\approx") == std::string::npos) return false;
+  for (const auto& part_a : approximation_parts(a)) {
+    for (const auto& part_b : approximation_parts(b)) {
+      if (prepared_equivalent(part_a, part_b)) return true;
+    }
+  }
+  return false;
 }
 
 Grade grade_texts(std::string_view gold_text, std::string_view pred_text) {

@@ -52,6 +52,29 @@ TEST_SUITE("rewards") {
     different("3\\frac{1}{2}", "3/2");
     different("50\\%", "5");
     different("1.5e-3", "0.015");
+    same("4 4/9", "40/9");  // a mixed number written plainly
+    same("-1\\frac{1}{2}", "-\\frac{3}{2}");
+    same("0.\\overline{36}", "\\frac{4}{11}");
+    different("4 4/9", "16/9");
+    different("16386.17", "16386.16");  // two terminating decimals compare exactly
+    different("\\frac{1}{2004!}", "\\frac{1}{2006!}");
+    different("e^{-30}", "e^{-31}");
+  }
+
+  TEST_CASE("what normalisation leaves is read the way people write it") {
+    same("5", "\\boxed{5}");
+    same("\\frac{70}{9}", "\\frac{70}{9} \\approx 7.78");
+    same("11", "x \\approx 11");
+    same("6 \\text{ and } 8", "6, 8");
+    same("x \\le -1 \\text{ or } x \\ge 2", "(-\\infty,-1] \\cup [2,\\infty)");
+    same("20", "20 \\text{ students}");
+    same("\\text{(A) }5", "A");
+    same("3s^2", "3*s**2");
+    same("-3", "\u2212" "3");
+    same("1000000", "1 000 000");
+    different("\\pi", "\\approx 3.14");
+    different("(A) 5", "B");
+    different("7.6 Z", "7.6");
   }
 
   TEST_CASE("expressions are compared as mathematics") {
@@ -78,6 +101,10 @@ TEST_SUITE("rewards") {
     different("2\\sqrt{3}", "3\\sqrt{2}");
     different("\\log_2 8", "\\log_3 8");
     different("x^2", "y^2");
+    same("\\cos 2x", "\\cos^2 x - \\sin^2 x");
+    same("\\sqrt{-4}", "2i");
+    same("(p,q)=(3,2)", "(3,2)");
+    same("f(x) = 2x+1", "2x+1");
     same("f(x+1)", "f(1+x)");
     same("I(0)", "I(0)");
     different("I(0)", "-I(0)");
@@ -119,6 +146,8 @@ TEST_SUITE("rewards") {
     same("2 \\pm \\sqrt{3}", "2+\\sqrt{3}, 2-\\sqrt{3}");
     same("\\pm 3", "3, -3");
     different("2 \\pm \\sqrt{3}", "2+\\sqrt{3}");
+    same("\\frac{-1 \\pm \\sqrt{13}}{4}", "\\frac{-1+\\sqrt{13}}{4}, \\frac{-1-\\sqrt{13}}{4}");
+    different("\\frac{-1 \\pm \\sqrt{13}}{4}", "\\frac{-1+\\sqrt{13}}{4}, \\frac{1-\\sqrt{13}}{4}");
   }
 
   TEST_CASE("equations and inequalities") {
