@@ -1,24 +1,14 @@
 #include <doctest/doctest.h>
 
-#include <sstream>
-
 #include "tests/temp_dir.hpp"
-#include "tools/commands.hpp"
+#include "tests/tools/command_run.hpp"
 
 namespace torl::tools {
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Run = testing::CommandRun;
 
-Run torl(const Args& args) {
-  std::ostringstream out, err;
-  const int code = torl_main(args, out, err);
-  return {code, out.str(), err.str()};
-}
+Run torl(const Args& args) { return testing::run_command(torl_main, args); }
 
 const std::string kExamples = std::string(TORL_SOURCE_DIR) + "/config/examples/";
 

@@ -1,24 +1,14 @@
 #include <doctest/doctest.h>
 
-#include <sstream>
-
 #include "tests/temp_dir.hpp"
-#include "tools/commands.hpp"
+#include "tests/tools/command_run.hpp"
 
 namespace torl::tools {
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Run = testing::CommandRun;
 
-Run grade(const Args& args) {
-  std::ostringstream out, err;
-  const int code = grade_command(args, out, err);
-  return {code, out.str(), err.str()};
-}
+Run grade(const Args& args) { return testing::run_command(grade_command, args); }
 
 TEST_SUITE("tools") {
   TEST_CASE("torl grade compares the last boxed answers and says which") {
