@@ -727,6 +727,15 @@ class Parser {
   }
 
   std::optional<ExprPtr> primary() {
+    // Every level of brackets, braces or commands passes through here: bound the recursion so that
+    // a pathological answer ends as "not parsed" instead of overflowing the stack.
+    if (++depth_ > kMaxDepth) return std::nullopt;
+    auto result = primary_unbounded();
+    --depth_;
+    return result;
+  }
+
+  std::optional<ExprPtr> primary_unbounded() {
     const char c = peek();
     if (c == kEnd) return std::nullopt;
     if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && pos_ + 1 < s_.size() &&
@@ -798,8 +807,11 @@ class Parser {
     return with_subscript(symbol(std::string(1, letter)));
   }
 
+  static constexpr int kMaxDepth = 200;
+
   std::string_view s_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 void render(const Expr& e, std::string& out) {
@@ -824,7 +836,8 @@ void render(const Expr& e, std::string& out) {
 }  // namespace
 
 std::optional<ExprPtr> parse_answer(std::string_view text) {
-  if (text.empty()) return std::nullopt;
+  constexpr size_t kMaxLength = 4000;  // a final answer, not an essay: longer ones compare as text
+  if (text.empty() || text.size() > kMaxLength) return std::nullopt;
   return Parser(text).parse();
 }
 

@@ -184,6 +184,9 @@ TEST_SUITE("rewards") {
     CHECK(to_string(**parse_answer("-3!")) == "(neg (fact 3))");
     CHECK_FALSE(parse_answer("\\unknowncommand{3}").has_value());
     CHECK_FALSE(parse_answer("(1, 2").has_value());
+    CHECK_FALSE(parse_answer(std::string(1000, '(') + "1" + std::string(1000, ')')).has_value());  // too deep
+    CHECK_FALSE(parse_answer(std::string(5000, '1')).has_value());  // too long
+    CHECK(parse_answer(std::string(150, '(') + "1" + std::string(150, ')')).has_value());
   }
 
   TEST_CASE("grade_texts uses the last box, or the whole text") {
