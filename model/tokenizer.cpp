@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
+#include <queue>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -28,8 +29,10 @@ using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>
 
 // Pieces longer than this are encoded without the cache (long runs are rare and would bloat it).
 constexpr size_t kMaxCachedPieceBytes = 64;
+// Pieces with more bytes than this are merged with a heap instead of by scanning all pairs.
+constexpr size_t kMaxScanMergeSymbols = 48;
 // The cache stops growing at this many entries; later pieces are simply not cached.
-constexpr size_t kCacheCapacity = 200000;
+constexpr size_t kCacheCapacity = 100000;
 using detail::kMaxId;
 
 // GPT-2's bytes_to_unicode: each byte as the printable character BPE vocabularies spell it with.
@@ -104,12 +107,11 @@ class MergeTable {
     }
   }
 
-  bool empty() const { return entries_.empty(); }
-
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   static uint64_t make_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
   size_t slot(uint64_t key) const { return ((key * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
 
@@ -140,16 +142,17 @@ Expected<std::string> read_file(const std::filesystem::path& path) {
 struct Tokenizer::Impl {
   // ---- fixed after construction ----
   bool normalize_nfc = false;
-  std::optional<SplitPattern> split;  // nullopt: the whole segment is one piece (byte-level tokenizer)
+  std::optional<SplitPattern>
+      split;  // nullopt: the whole segment is one piece (byte-level tokenizer)
   bool ignore_merges = false;
-  bool byte_only = false;                // no merges: every byte is its own token
+  bool byte_only = false;               // Tokenizer::byte_level: every byte is its own token
   std::array<int32_t, 256> byte_ids{};  // id of each single-byte token; -1 when missing
   MergeTable merges;
-  StringMap<int32_t> vocab;              // model vocabulary, byte-level spelling
+  StringMap<int32_t> vocab;  // model vocabulary, byte-level spelling
   StringMap<int32_t> added_by_content;
-  std::vector<AddedToken> added;                       // longest first
+  std::vector<AddedToken> added;                               // longest first
   std::array<std::vector<uint32_t>, 256> added_by_first_byte;  // indices into `added`
-  std::vector<std::string> id_bytes;     // the bytes each id decodes to; empty for unused ids
+  std::vector<std::string> id_bytes;  // the bytes each id decodes to; empty for unused ids
 
   // ---- the BPE cache: piece bytes -> ids, guarded by cache_mutex ----
   mutable std::shared_mutex cache_mutex;
@@ -223,7 +226,8 @@ struct Tokenizer::Impl {
     }
   }
 
-  // BPE: start from the byte tokens and repeatedly apply the lowest-ranked merge (leftmost on ties).
+  // BPE: start from the byte tokens and repeatedly apply the lowest-ranked merge (leftmost on
+  // ties).
   void merge_piece(std::string_view piece, std::vector<int32_t>& out) const {
     if (ignore_merges) {
       std::string spelled;
@@ -242,6 +246,16 @@ struct Tokenizer::Impl {
       const int32_t id = byte_ids[static_cast<uint8_t>(c)];
       if (id >= 0) symbols.push_back(id);
     }
+    if (symbols.size() > kMaxScanMergeSymbols) {
+      merge_with_heap(symbols, out);
+    } else {
+      merge_by_scan(symbols, out);
+    }
+  }
+
+  // For short pieces: scan all pairs for the best merge each time (O(n^2), but no allocation
+  // churn).
+  void merge_by_scan(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const {
     constexpr int32_t kNoMerge = INT32_MAX;
     // ranks[i]: rank of merging symbols[i] and symbols[i + 1].
     std::vector<int32_t> ranks(symbols.empty() ? 0 : symbols.size() - 1);
@@ -262,8 +276,43 @@ struct Tokenizer::Impl {
     }
     out.insert(out.end(), symbols.begin(), symbols.end());
   }
+
+  // For long pieces: a min-heap of (rank, position) over a linked list of symbols (O(n log n)).
+  // Entries made stale by an earlier merge are recognised and skipped when popped.
+  void merge_with_heap(std::vector<int32_t>& symbols, std::vector<int32_t>& out) const {
+    const int32_t n = static_cast<int32_t>(symbols.size());
+    std::vector<int32_t> next(n), prev(n);
+    for (int32_t i = 0; i < n; ++i) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    using Candidate = std::pair<int32_t, int32_t>;  // (rank, left position)
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+    const auto push = [&](int32_t left) {
+      if (left < 0 || next[left] < 0) return;
+      const MergeTable::Entry* entry = merges.find(symbols[left], symbols[next[left]]);
+      if (entry != nullptr) heap.emplace(entry->rank, left);
+    };
+    for (int32_t i = 0; i + 1 < n; ++i) push(i);
+    while (!heap.empty()) {
+      const auto [rank, left] = heap.top();
+      heap.pop();
+      if (symbols[left] < 0 || next[left] < 0) continue;  // merged away
+      const int32_t right = next[left];
+      const MergeTable::Entry* entry = merges.find(symbols[left], symbols[right]);
+      if (entry == nullptr || entry->rank != rank) continue;  // the pair changed since
+      symbols[left] = entry->merged;
+      symbols[right] = -1;
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      push(prev[left]);
+      push(left);
+    }
+    for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(symbols[i]);
+  }
 };
 
+// ---- construction and loading ----
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
@@ -302,7 +351,8 @@ Expected<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
     max_id = std::max(max_id, id);
   }
   const auto& added_json = parts->rest["added_tokens"];
-  for (const auto& token : added_json) max_id = std::max<int64_t>(max_id, token["id"].get<int64_t>());
+  for (const auto& token : added_json)
+    max_id = std::max<int64_t>(max_id, token["id"].get<int64_t>());
   impl->id_bytes.assign(static_cast<size_t>(max_id + 1), std::string());
   for (auto& [token, id] : parts->vocab) {
     impl->id_bytes[id] = token_bytes(token);
@@ -335,7 +385,6 @@ Expected<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
     }
     impl->merges.insert(l->second, r->second, static_cast<int32_t>(rank), m->second);
   }
-  impl->byte_only = impl->merges.empty();
 
   // Added tokens: they decode through the ByteLevel decoder like any token.
   for (const auto& token : added_json) {

@@ -53,14 +53,30 @@ class Scanner {
       if (pos_ >= text_.size()) return fail("unterminated string");
       const char e = text_[pos_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           char32_t cp = 0;
           if (!read_hex4(cp)) return false;
@@ -80,7 +96,8 @@ class Scanner {
           unicode::append_utf8(out, cp);
           break;
         }
-        default: return fail("bad escape in string");
+        default:
+          return fail("bad escape in string");
       }
     }
   }
@@ -135,10 +152,14 @@ class Scanner {
     for (int i = 0; i < 4; ++i) {
       const char h = text_[pos_++];
       out <<= 4;
-      if (h >= '0' && h <= '9') out |= h - '0';
-      else if (h >= 'a' && h <= 'f') out |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') out |= h - 'A' + 10;
-      else return fail("bad \\u escape");
+      if (h >= '0' && h <= '9')
+        out |= h - '0';
+      else if (h >= 'a' && h <= 'f')
+        out |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F')
+        out |= h - 'A' + 10;
+      else
+        return fail("bad \\u escape");
     }
     return true;
   }

@@ -1,7 +1,7 @@
 // Reading a HuggingFace tokenizer.json fast. nlohmann-json would spend most of the load time on the
-// two big members, `model.vocab` (~150k entries) and `model.merges` (~150k pairs); this scanner reads
-// those two directly and hands the small remainder of the document to nlohmann-json.
-// Pure functions; safe from any thread. Internal to model/tokenizer.cpp.
+// two big members, `model.vocab` (~150k entries) and `model.merges` (~150k pairs); this scanner
+// reads those two directly and hands the small remainder of the document to nlohmann-json. Pure
+// functions; safe from any thread. Internal to model/tokenizer.cpp.
 #pragma once
 
 #include <string>
@@ -18,8 +18,9 @@ struct TokenizerJsonParts {
   Json rest;  // the whole document with model.vocab replaced by {} and model.merges by []
   bool has_vocab = false;
   bool has_merges = false;
-  std::vector<std::pair<std::string, int64_t>> vocab;         // in file order
-  std::vector<std::pair<std::string, std::string>> merges;  // in rank order; both "a b" and ["a","b"]
+  std::vector<std::pair<std::string, int64_t>> vocab;  // in file order
+  std::vector<std::pair<std::string, std::string>>
+      merges;  // in rank order; both "a b" and ["a","b"]
 };
 
 // Splits `text` (a whole tokenizer.json). Errors start with `origin` and say what was malformed.

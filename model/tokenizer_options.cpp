@@ -16,7 +16,7 @@ Status unsupported(const std::string& origin, const std::string& field, const Js
                           supported + ")");
 }
 
-Status check_model(const Json& model, const std::string& origin, TokenizerOptions& impl) {
+Status check_model(const Json& model, const std::string& origin, TokenizerOptions& options) {
   if (!model.is_object()) return invalid_argument(origin + ": model is missing or not an object");
   if (model.contains("type") && model["type"] != "BPE") {
     return unsupported(origin, "model.type", model["type"], "only BPE");
@@ -39,7 +39,7 @@ Status check_model(const Json& model, const std::string& origin, TokenizerOption
     if (!model["ignore_merges"].is_boolean()) {
       return invalid_argument(origin + ": model.ignore_merges must be a boolean");
     }
-    impl.ignore_merges = model["ignore_merges"].get<bool>();
+    options.ignore_merges = model["ignore_merges"].get<bool>();
   }
   return {};
 }
@@ -47,8 +47,7 @@ Status check_model(const Json& model, const std::string& origin, TokenizerOption
 Status check_byte_level(const Json& node, const std::string& origin, const std::string& field,
                         bool use_regex_allowed, bool& use_regex) {
   if (!is_null_or(node, "add_prefix_space", false)) {
-    return unsupported(origin, field + ".add_prefix_space", node["add_prefix_space"],
-                       "only false");
+    return unsupported(origin, field + ".add_prefix_space", node["add_prefix_space"], "only false");
   }
   use_regex = !node.contains("use_regex") || node["use_regex"] != false;
   if (use_regex && !use_regex_allowed) {
@@ -57,7 +56,7 @@ Status check_byte_level(const Json& node, const std::string& origin, const std::
   return {};
 }
 
-Status check_pre_tokenizer(const Json& root, const std::string& origin, TokenizerOptions& impl) {
+Status check_pre_tokenizer(const Json& root, const std::string& origin, TokenizerOptions& options) {
   const auto it = root.find("pre_tokenizer");
   if (it == root.end() || it->is_null()) {
     return invalid_argument(origin +
@@ -72,7 +71,7 @@ Status check_pre_tokenizer(const Json& root, const std::string& origin, Tokenize
     if (!use_regex) {
       return unsupported(origin, "pre_tokenizer.use_regex", false, "only true without a Split");
     }
-    impl.split = SplitPattern::kGpt2;
+    options.split = SplitPattern::kGpt2;
     return {};
   }
   if (type != "Sequence") {
@@ -90,8 +89,8 @@ Status check_pre_tokenizer(const Json& root, const std::string& origin, Tokenize
   if (!pattern.is_object() || !pattern.contains("Regex") || !pattern["Regex"].is_string()) {
     return unsupported(origin, field + ".pattern", pattern, "only a Regex");
   }
-  impl.split = detail::find_split_pattern(pattern["Regex"].get<std::string>());
-  if (!impl.split) {
+  options.split = detail::find_split_pattern(pattern["Regex"].get<std::string>());
+  if (!options.split) {
     return invalid_argument(origin + ": " + field + ".pattern.Regex " + show(pattern["Regex"]) +
                             " differs from the supported ones (Qwen2, Llama 3 and GPT-2 "
                             "byte-level BPE)");
@@ -132,7 +131,7 @@ Status check_added_tokens(const Json& root, const std::string& origin) {
   return {};
 }
 
-Status check_options(const Json& root, const std::string& origin, TokenizerOptions& impl) {
+Status check_options(const Json& root, const std::string& origin, TokenizerOptions& options) {
   for (const char* key : {"truncation", "padding"}) {
     if (!is_null_or(root, key, nullptr)) return unsupported(origin, key, root[key], "only null");
   }
@@ -140,9 +139,9 @@ Status check_options(const Json& root, const std::string& origin, TokenizerOptio
   if (!normalizer.is_null()) {
     const Json type = normalizer.value("type", Json());
     if (type != "NFC") return unsupported(origin, "normalizer.type", type, "only NFC or null");
-    impl.normalize_nfc = true;
+    options.normalize_nfc = true;
   }
-  TORL_RETURN_IF_ERROR(check_pre_tokenizer(root, origin, impl));
+  TORL_RETURN_IF_ERROR(check_pre_tokenizer(root, origin, options));
   const Json post = root.value("post_processor", Json());
   if (!post.is_null() && post.value("type", Json()) != "ByteLevel") {
     return unsupported(origin, "post_processor.type", post.value("type", Json()),
@@ -153,7 +152,7 @@ Status check_options(const Json& root, const std::string& origin, TokenizerOptio
     return unsupported(origin, "decoder.type", decoder.value("type", Json()), "only ByteLevel");
   }
   TORL_RETURN_IF_ERROR(check_added_tokens(root, origin));
-  return check_model(root.value("model", Json()), origin, impl);
+  return check_model(root.value("model", Json()), origin, options);
 }
 
 }  // namespace

@@ -17,9 +17,9 @@ namespace torl::model::detail {
 inline constexpr int64_t kMaxId = 1 << 24;
 
 struct TokenizerOptions {
-  bool normalize_nfc = false;        // normalizer {"type": "NFC"}
+  bool normalize_nfc = false;         // normalizer {"type": "NFC"}
   std::optional<SplitPattern> split;  // the pre-tokenizer's regex
-  bool ignore_merges = false;        // model.ignore_merges: a piece found in the vocab is one token
+  bool ignore_merges = false;  // model.ignore_merges: a piece found in the vocab is one token
 };
 
 // Checks `root` (tokenizer.json, parsed); errors start with `origin`, e.g.

@@ -88,7 +88,7 @@ size_t whitespace_end(const Chars& c, size_t i, bool newline_alternative) {
     }
   }
   if (run == c.size() || run - i == 1) return run;  // \s+(?!\S) at the end, or \s+
-  return run - 1;  // leave the last space for the next piece
+  return run - 1;                                   // leave the last space for the next piece
 }
 
 // End of the match starting at `i` for the Qwen2/Llama3 pattern.
@@ -144,9 +144,15 @@ void split_pretokens(SplitPattern pattern, std::string_view text,
   while (i < chars.size()) {
     size_t end = 0;
     switch (pattern) {
-      case SplitPattern::kQwen2: end = qwen2_match_end(chars, i, 1); break;
-      case SplitPattern::kLlama3: end = qwen2_match_end(chars, i, 3); break;
-      case SplitPattern::kGpt2: end = gpt2_match_end(chars, i); break;
+      case SplitPattern::kQwen2:
+        end = qwen2_match_end(chars, i, 1);
+        break;
+      case SplitPattern::kLlama3:
+        end = qwen2_match_end(chars, i, 3);
+        break;
+      case SplitPattern::kGpt2:
+        end = gpt2_match_end(chars, i);
+        break;
     }
     out.push_back(text.substr(chars.offsets[i], chars.offsets[end] - chars.offsets[i]));
     i = end;

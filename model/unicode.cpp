@@ -99,7 +99,8 @@ void decompose(char32_t cp, std::vector<char32_t>& out) {
 
 // The primary composite of `first` + `second`, or 0 when there is none.
 char32_t compose(char32_t first, char32_t second) {
-  if (first >= kLBase && first < kLBase + kLCount && second >= kVBase && second < kVBase + kVCount) {
+  if (first >= kLBase && first < kLBase + kLCount && second >= kVBase &&
+      second < kVBase + kVCount) {
     return kSBase + ((first - kLBase) * kVCount + (second - kVBase)) * kTCount;
   }
   if (first >= kSBase && first < kSBase + kSCount && (first - kSBase) % kTCount == 0 &&
@@ -108,11 +109,11 @@ char32_t compose(char32_t first, char32_t second) {
   }
   const Composition* begin = std::begin(kCompositions);
   const Composition* end = std::end(kCompositions);
-  const Composition* it = std::lower_bound(begin, end, std::pair(first, second),
-                                           [](const Composition& c, std::pair<char32_t, char32_t> v) {
-                                             return c.first < v.first ||
-                                                    (c.first == v.first && c.second < v.second);
-                                           });
+  const Composition* it =
+      std::lower_bound(begin, end, std::pair(first, second),
+                       [](const Composition& c, std::pair<char32_t, char32_t> v) {
+                         return c.first < v.first || (c.first == v.first && c.second < v.second);
+                       });
   if (it == end || it->first != first || it->second != second) return 0;
   return it->composite;
 }

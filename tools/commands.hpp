@@ -24,6 +24,12 @@ int sandbox_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl grade --gold G --pred P | --jsonl FILE | bench ...
 int grade_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl tokenize --tokenizer DIR_OR_FILE [--jsonl FILE] | bench --tokenizer ... --file F [--repeat N]
+int tokenize_command(const Args& args, std::ostream& out, std::ostream& err);
+
+// torl detokenize --tokenizer DIR_OR_FILE [--jsonl FILE]
+int detokenize_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

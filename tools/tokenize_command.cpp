@@ -1,5 +1,5 @@
-// torl tokenize / detokenize: text <-> token ids with a HuggingFace tokenizer.json, and a one-thread
-// throughput benchmark of the tokenizer.
+// torl tokenize / detokenize: text <-> token ids with a HuggingFace tokenizer.json, and a
+// one-thread throughput benchmark of the tokenizer.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,7 +23,8 @@ constexpr std::string_view kTokenizeUsage =
     "       torl tokenize bench --tokenizer DIR_OR_FILE --file F [--repeat N]\n"
     "\n"
     "Encodes text with a tokenizer.json (or a folder holding one); special tokens in the text are\n"
-    "matched, none are added. With --jsonl, reads {\"text\": ...} lines and writes {\"ids\": [...]}\n"
+    "matched, none are added. With --jsonl, reads {\"text\": ...} lines and writes {\"ids\": "
+    "[...]}\n"
     "lines in the same order; without, encodes all of stdin and prints the ids on one line.\n"
     "bench encodes F as one string N times (default 5) on one thread and prints the load time and\n"
     "the median tokens/s.\n";
@@ -32,7 +33,8 @@ constexpr std::string_view kDetokenizeUsage =
     "usage: torl detokenize --tokenizer DIR_OR_FILE [--jsonl FILE]\n"
     "\n"
     "Decodes ids to text. With --jsonl, reads {\"ids\": [...]} lines and writes {\"text\": ...}\n"
-    "lines in the same order; without, reads whitespace-separated ids on stdin and prints the text.\n"
+    "lines in the same order; without, reads whitespace-separated ids on stdin and prints the "
+    "text.\n"
     "Invalid UTF-8 in the decoded bytes becomes U+FFFD.\n";
 
 struct Options {

@@ -29,8 +29,8 @@ constexpr std::array kCommands = {
     Command{"config", config_command, "validate a config and print it resolved", ""},
     Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench)", ""},
     Command{"grade", grade_command, "check answers against gold answers (and bench)", ""},
-    Command{"tokenize", nullptr, "text to token ids with a HF tokenizer.json", "#5"},
-    Command{"detokenize", nullptr, "token ids to text", "#5"},
+    Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)", ""},
+    Command{"detokenize", detokenize_command, "token ids to text", ""},
     Command{"generate", nullptr, "sample from a model", "#6"},
 };
 

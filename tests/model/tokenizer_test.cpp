@@ -1,15 +1,18 @@
+#include "model/tokenizer.hpp"
+
 #include <doctest/doctest.h>
 
 #include <array>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/json.hpp"
-#include "model/tokenizer.hpp"
 #include "tests/temp_dir.hpp"
 
 namespace torl::model {
@@ -152,34 +155,33 @@ Json tiny_tokenizer_json() {
   }
   vocab["ab"] = 256;
   vocab["abc"] = 257;
-  Json json = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens",
-       {{{"id", 258}, {"content", "<x>"}, {"special", true}},
-        {{"id", 259}, {"content", "<x>y"}, {"special", false}}}},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern",
-            {{"Regex",
-              "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-              "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
-      {"post_processor", {{"type", "ByteLevel"}}},
-      {"decoder", {{"type", "ByteLevel"}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"byte_fallback", false},
-        {"vocab", vocab},
-        {"merges", Json::array({"a b", Json::array({"ab", "c"})})}}}};
+  Json json = {{"version", "1.0"},
+               {"truncation", nullptr},
+               {"padding", nullptr},
+               {"added_tokens",
+                {{{"id", 258}, {"content", "<x>"}, {"special", true}},
+                 {{"id", 259}, {"content", "<x>y"}, {"special", false}}}},
+               {"normalizer", {{"type", "NFC"}}},
+               {"pre_tokenizer",
+                {{"type", "Sequence"},
+                 {"pretokenizers",
+                  {{{"type", "Split"},
+                    {"pattern",
+                     {{"Regex",
+                       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                       "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+                    {"behavior", "Isolated"},
+                    {"invert", false}},
+                   {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+               {"post_processor", {{"type", "ByteLevel"}}},
+               {"decoder", {{"type", "ByteLevel"}}},
+               {"model",
+                {{"type", "BPE"},
+                 {"dropout", nullptr},
+                 {"unk_token", nullptr},
+                 {"byte_fallback", false},
+                 {"vocab", vocab},
+                 {"merges", Json::array({"a b", Json::array({"ab", "c"})})}}}};
   return json;
 }
 
@@ -219,6 +221,39 @@ TEST_SUITE("model") {
     CHECK(sha256_hex(joined) == (*expected)["sha256_of_ids_joined_by_comma"].get<std::string>());
   }
 
+  TEST_CASE("encoding from several threads at once gives the same ids as from one") {
+    const Tokenizer& tokenizer = fixture_tokenizer(".");
+    const auto rows = fixture_rows("encode_cases.jsonl");
+    std::vector<std::vector<int32_t>> results(4);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < results.size(); ++t) {
+      threads.emplace_back([&, t] {
+        for (const Json& row : rows) {
+          const auto ids = tokenizer.encode(row["text"].get<std::string>());
+          results[t].insert(results[t].end(), ids.begin(), ids.end());
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    std::vector<int32_t> expected;
+    for (const Json& row : rows) {
+      const auto ids = row["ids"].get<std::vector<int32_t>>();
+      expected.insert(expected.end(), ids.begin(), ids.end());
+    }
+    for (const auto& result : results) CHECK(result == expected);
+  }
+
+  TEST_CASE("long pieces (merged with a heap) round-trip and match their repeated parts") {
+    const Tokenizer& tokenizer = fixture_tokenizer(".");
+    const std::string run(5000, '=');
+    const auto ids = tokenizer.encode(run);
+    CHECK(tokenizer.decode(ids) == run);
+    CHECK(ids.size() < run.size() / 4);
+    std::string word;
+    for (int i = 0; i < 400; ++i) word += "abcdefghij";
+    CHECK(tokenizer.decode(tokenizer.encode(word)) == word);
+  }
+
   TEST_CASE("sha256 of the test helper matches a known digest") {
     CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -229,7 +264,8 @@ TEST_SUITE("model") {
     CHECK(tokenizer.vocab_size() == 258);
     CHECK(tokenizer.token_id("<|eos|>") == 257);
     CHECK_FALSE(tokenizer.token_id("<|pad|>").has_value());
-    const std::vector<int32_t> ids = tokenizer.encode(std::string_view("<|bos|>h\xC3\xA9<|eos|>\0x", 19));
+    const std::vector<int32_t> ids =
+        tokenizer.encode(std::string_view("<|bos|>h\xC3\xA9<|eos|>\0x", 19));
     CHECK(ids == std::vector<int32_t>{256, 'h', 0xC3, 0xA9, 257, 0, 'x'});
     CHECK(tokenizer.decode(ids) == std::string("<|bos|>h\xC3\xA9<|eos|>\0x", 19));
     CHECK(tokenizer.encode("<|bos") == std::vector<int32_t>{'<', '|', 'b', 'o', 's'});
@@ -243,11 +279,13 @@ TEST_SUITE("model") {
     CHECK(tokenizer.decode(std::vector<int32_t>{0xF0, 0x9F, 0x98, 'a'}) == replacement + "a");
     CHECK(tokenizer.decode(std::vector<int32_t>{0xED, 0xA0, 0x80}) ==
           replacement + replacement + replacement);  // a surrogate is not a valid prefix
-    CHECK(tokenizer.decode(std::vector<int32_t>{0xE2, 0x82, 0xAC, 0x80}) == "\xE2\x82\xAC" + replacement);
+    CHECK(tokenizer.decode(std::vector<int32_t>{0xE2, 0x82, 0xAC, 0x80}) ==
+          "\xE2\x82\xAC" + replacement);
     CHECK(tokenizer.decode(std::vector<int32_t>{9999, 'a'}) == "a");  // unknown ids are skipped
   }
 
-  TEST_CASE("a small tokenizer.json loads, merges in both forms, and matches the longest added token") {
+  TEST_CASE(
+      "a small tokenizer.json loads, merges in both forms, and matches the longest added token") {
     testing::TempDir dir;
     const auto tokenizer = load_json(dir, tiny_tokenizer_json());
     REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
@@ -260,6 +298,23 @@ TEST_SUITE("model") {
     CHECK(tokenizer->decode(std::vector<int32_t>{259, 32, 257}) == "<x>y abc");
   }
 
+  TEST_CASE("a GPT-2 style ByteLevel pre-tokenizer with its own regex is supported") {
+    testing::TempDir dir;
+    Json json = tiny_tokenizer_json();
+    json["pre_tokenizer"] = {{"type", "ByteLevel"},
+                             {"add_prefix_space", false},
+                             {"trim_offsets", true},
+                             {"use_regex", true}};
+    json["normalizer"] = nullptr;
+    const auto tokenizer = load_json(dir, json);
+    REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
+    // GPT-2 keeps the digits of a number together and a space before it.
+    CHECK(tokenizer->encode("ab 12") == std::vector<int32_t>{256, ' ', '1', '2'});
+    json["pre_tokenizer"]["add_prefix_space"] = true;
+    CHECK(load_json(dir, json).status().message().find("pre_tokenizer.add_prefix_space true") !=
+          std::string::npos);
+  }
+
   TEST_CASE("unsupported tokenizer.json features fail loading and name the field") {
     testing::TempDir dir;
     struct Case {
@@ -270,12 +325,14 @@ TEST_SUITE("model") {
     const std::vector<Case> cases = {
         {"/model/type", "Unigram", "model.type \"Unigram\" is not supported (only BPE)"},
         {"/normalizer/type", "NFKC", "normalizer.type \"NFKC\" is not supported"},
-        {"/pre_tokenizer/pretokenizers/0/pattern/Regex", "\\s+", "pre_tokenizer.pretokenizers[0].pattern.Regex"},
+        {"/pre_tokenizer/pretokenizers/0/pattern/Regex", "\\s+",
+         "pre_tokenizer.pretokenizers[0].pattern.Regex"},
         {"/model/dropout", 0.1, "model.dropout 0.1 is not supported"},
         {"/model/byte_fallback", true, "model.byte_fallback true is not supported"},
         {"/added_tokens/0/lstrip", true, "added_tokens[0].lstrip true is not supported"},
         {"/decoder/type", "WordPiece", "decoder.type \"WordPiece\" is not supported"},
-        {"/post_processor/type", "TemplateProcessing", "post_processor.type \"TemplateProcessing\""},
+        {"/post_processor/type", "TemplateProcessing",
+         "post_processor.type \"TemplateProcessing\""},
         {"/truncation", {{"max_length", 8}}, "truncation {\"max_length\":8} is not supported"},
         {"/model/merges/0", "a q", "model.merges[0]"},
     };
