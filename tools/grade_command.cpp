@@ -12,6 +12,7 @@
 #include "rewards/grader.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
+#include "tools/jsonl_map.hpp"
 
 namespace torl::tools {
 namespace {
@@ -45,15 +46,16 @@ int usage_error(std::ostream& err, const std::string& message) {
   return kExitUsage;
 }
 
-// The answer pair of one --jsonl line, or the problem with it (already prefixed with FILE:LINE).
-Expected<std::pair<std::string, std::string>> parse_pair_line(const std::string& line, const std::string& origin) {
-  auto row = parse_json(line, origin);
-  if (!row) return row.status();
-  auto gold = required_field<std::string>(*row, "gold", origin);
+// The verdict line for one --jsonl row, or the problem with it (prefixed with FILE:LINE).
+Expected<OrderedJson> grade_row(const Json& row, const std::string& origin) {
+  auto gold = required_field<std::string>(row, "gold", origin);
   if (!gold) return gold.status();
-  auto pred = required_field<std::string>(*row, "pred", origin);
+  auto pred = required_field<std::string>(row, "pred", origin);
   if (!pred) return pred.status();
-  return std::pair{std::move(gold).value(), std::move(pred).value()};
+  const rewards::Grade grade = rewards::grade_texts(*gold, *pred);
+  return OrderedJson{{"equivalent", grade.equivalent},
+                     {"pred_answer", grade.pred_answer},
+                     {"gold_answer", grade.gold_answer}};
 }
 
 int grade_pair(const std::string& gold, const std::string& pred, std::ostream& out) {
@@ -62,38 +64,6 @@ int grade_pair(const std::string& gold, const std::string& pred, std::ostream& o
       << "  gold: " << grade.gold_answer << "\n"
       << "  pred: " << grade.pred_answer << "\n";
   return grade.equivalent ? kExitOk : kExitFailed;
-}
-
-// Grades every line of `in`; bad lines are reported and skipped so that one run over a large file
-// shows every problem and still grades the rest.
-int grade_jsonl(std::istream& in, const std::string& name, std::ostream& out, std::ostream& err) {
-  size_t bad = 0, graded = 0;
-  std::string line;
-  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto pair = parse_pair_line(line, name + ":" + std::to_string(line_no));
-    if (!pair) {
-      err << pair.status().message() << "\n";
-      ++bad;
-      continue;
-    }
-    const rewards::Grade grade = rewards::grade_texts(pair->first, pair->second);
-    const OrderedJson result = {{"equivalent", grade.equivalent},
-                                {"pred_answer", grade.pred_answer},
-                                {"gold_answer", grade.gold_answer}};
-    out << result.dump(-1, ' ', false, OrderedJson::error_handler_t::replace) << "\n";
-    ++graded;
-  }
-  if (in.bad()) {
-    err << "torl grade: reading '" << name << "' failed after " << graded + bad << " lines\n";
-    return kExitFailed;
-  }
-  if (bad > 0) {
-    err << "torl grade: " << bad << " bad line" << (bad == 1 ? "" : "s") << " in " << name
-        << " skipped; " << graded << " graded\n";
-    return kExitUsage;
-  }
-  return kExitOk;
 }
 
 // One benchmark pair, answers already extracted; `line` names it in reports.
@@ -260,13 +230,13 @@ int grade_command(const Args& args, std::ostream& out, std::ostream& err) {
   if (!reader.error().empty()) return usage_error(err, reader.error());
   if (jsonl && (gold || pred)) return usage_error(err, "use either --gold and --pred, or --jsonl");
   if (jsonl) {
-    if (*jsonl == "-") return grade_jsonl(std::cin, "<stdin>", out, err);
+    if (*jsonl == "-") return map_jsonl(std::cin, "<stdin>", "torl grade", out, err, grade_row);
     std::ifstream in(*jsonl, std::ios::binary);
     if (!in) {
       err << "torl grade: cannot open '" << *jsonl << "'\n";
       return kExitUsage;
     }
-    return grade_jsonl(in, *jsonl, out, err);
+    return map_jsonl(in, *jsonl, "torl grade", out, err, grade_row);
   }
   if (!gold || !pred) return usage_error(err, gold ? "missing --pred" : pred ? "missing --gold" : "missing --gold and --pred");
   return grade_pair(*gold, *pred, out);

@@ -12,6 +12,7 @@
 #include "model/tokenizer.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
+#include "tools/jsonl_map.hpp"
 
 namespace torl::tools {
 namespace {
@@ -77,33 +78,16 @@ std::string read_all(std::istream& in) {
   return text.str();
 }
 
-// Runs `convert` on each non-blank line of `path`, writing its result line to `out`. The first bad
-// line stops the run with "FILE:LINE: ..." on `err`.
+// map_jsonl over the file `path`.
 template <class Convert>
-int for_each_jsonl_line(const std::string& path, std::ostream& out, std::ostream& err,
-                        const std::string& name, Convert convert) {
+int map_jsonl_file(const std::string& path, const std::string& name, std::ostream& out, std::ostream& err,
+                   Convert convert) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     err << name << ": cannot open '" << path << "'\n";
     return kExitUsage;
   }
-  std::string line;
-  for (size_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string origin = path + ":" + std::to_string(line_no);
-    Expected<Json> row = parse_json(line, origin);
-    if (!row.ok()) {
-      err << name << ": " << row.status().to_string() << "\n";
-      return kExitUsage;
-    }
-    Expected<Json> result = convert(*row, origin);
-    if (!result.ok()) {
-      err << name << ": " << result.status().to_string() << "\n";
-      return kExitUsage;
-    }
-    out << to_jsonl_line(*result) << "\n";
-  }
-  return kExitOk;
+  return map_jsonl(in, path, name, out, err, convert);
 }
 
 Expected<std::vector<int32_t>> ids_field(const Json& row, const std::string& origin) {
@@ -184,7 +168,7 @@ int tokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
     return kExitFailed;
   }
   if (!options.jsonl.empty()) {
-    return for_each_jsonl_line(options.jsonl, out, err, name,
+    return map_jsonl_file(options.jsonl, name, out, err,
                                [&](const Json& row, const std::string& origin) -> Expected<Json> {
                                  auto text = required_field<std::string>(row, "text", origin);
                                  if (!text.ok()) return text.status();
@@ -211,7 +195,7 @@ int detokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
     return kExitFailed;
   }
   if (!options.jsonl.empty()) {
-    return for_each_jsonl_line(options.jsonl, out, err, name,
+    return map_jsonl_file(options.jsonl, name, out, err,
                                [&](const Json& row, const std::string& origin) -> Expected<Json> {
                                  auto ids = ids_field(row, origin);
                                  if (!ids.ok()) return ids.status();
