@@ -58,7 +58,7 @@ const ByteChars& byte_chars() {
 
 // The bytes a token stands for under the ByteLevel decoder: each character mapped back to its byte,
 // or, when some character stands for no byte, the token's own UTF-8 (as the reference does).
-std::string token_bytes(std::string_view token) {
+std::string byte_level_to_bytes(std::string_view token) {
   const ByteChars& chars = byte_chars();
   std::string out;
   out.reserve(token.size());
@@ -355,7 +355,7 @@ Expected<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
     max_id = std::max<int64_t>(max_id, token["id"].get<int64_t>());
   impl->id_bytes.assign(static_cast<size_t>(max_id + 1), std::string());
   for (auto& [token, id] : parts->vocab) {
-    impl->id_bytes[id] = token_bytes(token);
+    impl->id_bytes[id] = byte_level_to_bytes(token);
     impl->vocab.insert_or_assign(std::move(token), static_cast<int32_t>(id));
   }
   impl->byte_ids.fill(-1);
@@ -389,7 +389,7 @@ Expected<Tokenizer> Tokenizer::load(const std::filesystem::path& path) {
   // Added tokens: they decode through the ByteLevel decoder like any token.
   for (const auto& token : added_json) {
     AddedToken added{token["content"].get<std::string>(), token["id"].get<int32_t>()};
-    impl->id_bytes[added.id] = token_bytes(added.content);
+    impl->id_bytes[added.id] = byte_level_to_bytes(added.content);
     impl->added.push_back(std::move(added));
   }
   impl->index_added_tokens();
@@ -445,6 +445,11 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
     if (id >= 0 && static_cast<size_t>(id) < impl_->id_bytes.size()) bytes += impl_->id_bytes[id];
   }
   return unicode::utf8_lossy(bytes);
+}
+
+std::string_view Tokenizer::token_bytes(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->id_bytes.size()) return {};
+  return impl_->id_bytes[static_cast<size_t>(id)];
 }
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {

@@ -48,6 +48,10 @@ class Tokenizer {
   // skipped.
   std::string decode(std::span<const int32_t> ids) const;
 
+  // The raw bytes token `id` stands for (possibly part of a UTF-8 character); empty for an id
+  // outside the vocabulary. The generation engine matches stop strings on these bytes.
+  std::string_view token_bytes(int32_t id) const;
+
   // The id of a token as it is written in tokenizer.json (byte-level form, e.g. "Ġthe", or an added
   // token's content such as "<|im_end|>"); nullopt when there is none.
   std::optional<int32_t> token_id(std::string_view token) const;
