@@ -1,0 +1,105 @@
+#include "model/generation_engine.hpp"
+
+#include <algorithm>
+
+namespace torl::model {
+
+GenerationEngine::GenerationEngine(CausalLm& model, const Tokenizer& tokenizer)
+    : model_(model), tokenizer_(tokenizer), slot_used_(static_cast<size_t>(model.max_slots()), false) {}
+
+Status GenerationEngine::admit(GenerationRequest request) {
+  if (sequences_.count(request.id)) return invalid_argument("request " + std::to_string(request.id) + " is already admitted");
+  if (request.prompt.empty()) return invalid_argument("request " + std::to_string(request.id) + " has an empty prompt");
+  if (static_cast<int64_t>(request.prompt.size()) >= model_.max_length()) {
+    return invalid_argument("request " + std::to_string(request.id) + ": prompt of " + std::to_string(request.prompt.size()) +
+                            " tokens does not fit a cache of " + std::to_string(model_.max_length()));
+  }
+  const auto free = std::find(slot_used_.begin(), slot_used_.end(), false);
+  if (free == slot_used_.end()) return Status(StatusCode::kUnavailable, "no free sequence slot");
+  *free = true;
+  const int64_t slot = free - slot_used_.begin();
+  model_.clear(slot);
+  const int64_t id = request.id;
+  const uint64_t seed = request.seed;
+  std::vector<int64_t> prompt = request.prompt;
+  StopMatcher matcher(request.stops);
+  sequences_.emplace(id, Sequence{std::move(request), slot, 0, 0, std::move(prompt), false, std::move(matcher), SequenceRng(seed)});
+  return Status();
+}
+
+Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return not_found("request " + std::to_string(id) + " is not admitted");
+  Sequence& sequence = it->second;
+  if (!sequence.stopped) return invalid_argument("request " + std::to_string(id) + " is still generating");
+  if (sequence.length + static_cast<int64_t>(sequence.pending.size() + tokens.size()) >= model_.max_length()) {
+    return Status(StatusCode::kUnavailable, "request " + std::to_string(id) + ": appended tokens do not fit its cache");
+  }
+  sequence.pending.insert(sequence.pending.end(), tokens.begin(), tokens.end());
+  sequence.stopped = false;
+  sequence.matcher.reset();  // only text generated from here on may stop it
+  return Status();
+}
+
+void GenerationEngine::release(int64_t id) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return;
+  slot_used_[static_cast<size_t>(it->second.slot)] = false;
+  model_.clear(it->second.slot);
+  sequences_.erase(it);
+}
+
+std::vector<GenerationUpdate> GenerationEngine::step() {
+  // ---- one forward over every running sequence: its pending tokens go into its cache ----
+  std::vector<Sequence*> batch;
+  std::vector<int64_t> slots;
+  std::vector<std::vector<int64_t>> tokens;
+  for (auto& [id, sequence] : sequences_) {
+    if (sequence.stopped || sequence.pending.empty()) continue;
+    batch.push_back(&sequence);
+    slots.push_back(sequence.slot);
+    tokens.push_back(sequence.pending);
+  }
+  if (batch.empty()) return {};
+  const torch::Tensor logits = model_.extend(slots, tokens);  // [B, V]
+
+  // ---- sample each row with its own parameters and generator, then check its stop rules ----
+  std::vector<GenerationUpdate> updates;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    Sequence& sequence = *batch[b];
+    sequence.length += static_cast<int64_t>(sequence.pending.size());
+    sequence.pending.clear();
+    std::vector<SequenceRng*> rng = {&sequence.rng};
+    const Sampled sampled = sample_next(logits.slice(0, static_cast<int64_t>(b), static_cast<int64_t>(b) + 1),
+                                        sequence.request.sampling, rng);
+    const int64_t token = sampled.tokens[0];
+    ++sequence.generated;
+    sequence.pending = {token};  // fed in the next step, or before the injected tokens on resume
+
+    GenerationUpdate update{sequence.request.id, {token}, {sampled.logprobs[0]}};
+    const auto& eos = sequence.request.eos_ids;
+    if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+      update.stop = StopReason::kEos;
+    } else if (auto stop = sequence.matcher.append(tokenizer_.token_bytes(static_cast<int32_t>(token)))) {
+      update.stop = StopReason::kStopString;
+      update.stop_string = stop;
+    } else if (sequence.generated >= sequence.request.max_new_tokens) {
+      update.stop = StopReason::kLength;
+    } else if (sequence.length + 1 >= model_.max_length()) {
+      update.stop = StopReason::kCacheFull;
+    }
+    sequence.stopped = update.stop != StopReason::kNone;
+    updates.push_back(std::move(update));
+  }
+  return updates;
+}
+
+int64_t GenerationEngine::free_slots() const {
+  return std::count(slot_used_.begin(), slot_used_.end(), false);
+}
+
+int64_t GenerationEngine::running() const {
+  return std::count_if(sequences_.begin(), sequences_.end(), [](const auto& entry) { return !entry.second.stopped; });
+}
+
+}  // namespace torl::model
