@@ -1,0 +1,29 @@
+#include "model/logprobs.hpp"
+
+namespace torl::model {
+
+TokenLogprobs token_logprobs(const Qwen2Model& model, const torch::Tensor& input_ids,
+                             const torch::Tensor& attention_mask,
+                             const torch::Tensor& position_ids) {
+  TORL_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 2,
+             "token_logprobs: input_ids must be [B, T] with T >= 2");
+  const int64_t T = input_ids.size(1);
+  const auto dev = model.device();
+  const auto logits = model.forward(input_ids, position_ids, attention_mask);  // [B, T, V]
+
+  // The distribution at t predicts ids[t+1].
+  const auto log_p = torch::log_softmax(logits.narrow(1, 0, T - 1).to(torch::kFloat32), -1);
+  const auto targets = input_ids.to(dev).narrow(1, 1, T - 1);              // [B, T-1]
+  const auto real = attention_mask.to(dev) != 0;                           // [B, T]
+  const auto valid = real.narrow(1, 0, T - 1) & real.narrow(1, 1, T - 1);  // [B, T-1]
+
+  TokenLogprobs out;
+  const auto picked = log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  const auto entropy = -(log_p.exp() * log_p).sum(-1);
+  out.logprobs = picked.masked_fill(valid.logical_not(), 0.0);
+  out.entropy = entropy.masked_fill(valid.logical_not(), 0.0);
+  out.valid = valid;
+  return out;
+}
+
+}  // namespace torl::model
