@@ -1,0 +1,104 @@
+// The Qwen2 KV cache behind the generation engine, against the HF fixtures.
+#include "model/qwen2_causal_lm.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+namespace torl::model {
+namespace {
+
+const std::filesystem::path kFixtures = std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures";
+
+Qwen2Model load_fixture(const char* name) {
+  const auto folder = kFixtures / name;
+  REQUIRE_MESSAGE(std::filesystem::exists(folder), "shared fixtures missing: " << folder);
+  auto model = Qwen2Model::load(folder, torch::kCPU, torch::kFloat32);
+  REQUIRE_MESSAGE(model.ok(), model.status().message());
+  return std::move(model).value();
+}
+
+std::vector<int64_t> row_tokens(const torch::Tensor& ids, const torch::Tensor& mask, int64_t row) {
+  std::vector<int64_t> out;
+  for (int64_t t = 0; t < ids.size(1); ++t) {
+    if (mask[row][t].item<int64_t>() != 0) out.push_back(ids[row][t].item<int64_t>());
+  }
+  return out;
+}
+
+// The logits of the last token of `tokens` from one full forward without a cache: [V].
+torch::Tensor full_forward_last(const Qwen2Model& model, const std::vector<int64_t>& tokens) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const torch::Tensor ids = torch::tensor(tokens).view({1, n});
+  const torch::Tensor positions = torch::arange(n).view({1, n});
+  return model.forward(ids, positions, torch::ones({1, n}, torch::kInt64))[0][n - 1];
+}
+
+TEST_SUITE("model") {
+  TEST_CASE("greedy generation through the batched engine equals HF's greedy_ids") {
+    for (const char* name : {"tiny-qwen2", "tiny-qwen2-tied"}) {
+      const Qwen2Model model = load_fixture(name);
+      auto reference = read_safetensors(kFixtures / name / "reference.safetensors");
+      REQUIRE(reference.ok());
+      const torch::Tensor prompts = reference->at("prompt_ids"), mask = reference->at("prompt_mask");
+      const torch::Tensor greedy = reference->at("greedy_ids");  // [2, 8 + 16]
+      Qwen2CausalLm lm(model, 4, 64);
+      const Tokenizer tokenizer = Tokenizer::byte_level({});
+      GenerationEngine engine(lm, tokenizer);
+      for (int64_t row = 0; row < prompts.size(0); ++row) {
+        GenerationRequest request;
+        request.id = row;
+        request.prompt = row_tokens(prompts, mask, row);
+        request.max_new_tokens = 16;
+        request.sampling.temperature = 0;
+        REQUIRE(engine.admit(request).ok());
+      }
+      std::vector<std::vector<int64_t>> generated(static_cast<size_t>(prompts.size(0)));
+      for (int step = 0; step < 20 && engine.running() > 0; ++step) {
+        for (const auto& update : engine.step()) {
+          auto& out = generated[static_cast<size_t>(update.id)];
+          out.insert(out.end(), update.tokens.begin(), update.tokens.end());
+        }
+      }
+      for (int64_t row = 0; row < prompts.size(0); ++row) {
+        std::vector<int64_t> expected;
+        for (int64_t t = prompts.size(1); t < greedy.size(1); ++t) expected.push_back(greedy[row][t].item<int64_t>());
+        CHECK_MESSAGE(generated[static_cast<size_t>(row)] == expected, name << " row " << row);
+      }
+    }
+  }
+
+  TEST_CASE("decoding with the cache gives a full forward's logits at every step") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    Qwen2CausalLm lm(model, 2, 64);
+    std::vector<int64_t> text = {5, 17, 300, 42, 7};
+    torch::Tensor cached = lm.extend({1}, {text})[0];
+    for (int step = 0; step < 12; ++step) {
+      const torch::Tensor full = full_forward_last(model, text);
+      CHECK(torch::allclose(cached, full, /*rtol=*/0, /*atol=*/1e-5));
+      const int64_t next = full.argmax().item<int64_t>();
+      text.push_back(next);
+      cached = lm.extend({1}, {{next}})[0];
+    }
+  }
+
+  TEST_CASE("pausing, appending and resuming equals prefilling the whole text, also in a mixed batch") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    const std::vector<int64_t> first = {9, 8, 7, 6}, injected = {100, 101, 102}, other = {3, 1, 4, 1, 5, 9, 2};
+    Qwen2CausalLm pieces(model, 2, 64), whole(model, 1, 64);
+    pieces.extend({0}, {first});
+    // slot 1 joins with a different cache length and token count in the same batch as slot 0's resume
+    const torch::Tensor both = pieces.extend({0, 1}, {injected, other});
+    std::vector<int64_t> all = first;
+    all.insert(all.end(), injected.begin(), injected.end());
+    const torch::Tensor at_once = whole.extend({0}, {all});
+    CHECK(torch::allclose(both[0], at_once[0], 0, 1e-5));
+    CHECK(torch::allclose(both[1], full_forward_last(model, other), 0, 1e-5));
+    // and the caches go on agreeing
+    CHECK(torch::allclose(pieces.extend({0}, {{11}})[0], whole.extend({0}, {{11}})[0], 0, 1e-5));
+  }
+}
+
+}  // namespace
+}  // namespace torl::model
