@@ -30,6 +30,9 @@ int tokenize_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl detokenize --tokenizer DIR_OR_FILE [--jsonl FILE]
 int detokenize_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl generate --model DIR --prompt TEXT ... | generate bench ...
+int generate_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

@@ -31,7 +31,7 @@ constexpr std::array kCommands = {
     Command{"grade", grade_command, "check answers against gold answers (and bench)", ""},
     Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)", ""},
     Command{"detokenize", detokenize_command, "token ids to text", ""},
-    Command{"generate", nullptr, "sample from a model", "#6"},
+    Command{"generate", generate_command, "sample from a model (and bench)", ""},
 };
 
 constexpr std::string_view kVersion = "0.1.0";

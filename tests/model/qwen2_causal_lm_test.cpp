@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "tests/temp_dir.hpp"
+
 namespace torl::model {
 namespace {
 
@@ -65,6 +67,22 @@ TEST_SUITE("model") {
         std::vector<int64_t> expected;
         for (int64_t t = prompts.size(1); t < greedy.size(1); ++t) expected.push_back(greedy[row][t].item<int64_t>());
         CHECK_MESSAGE(generated[static_cast<size_t>(row)] == expected, name << " row " << row);
+      }
+    }
+  }
+
+  TEST_CASE("a model saved as safetensors loads back bit-exact") {
+    for (const char* name : {"tiny-qwen2", "tiny-qwen2-tied"}) {
+      const Qwen2Model model = load_fixture(name);
+      testing::TempDir dir;
+      std::filesystem::copy_file(kFixtures / name / "config.json", dir.path() / "config.json");
+      REQUIRE(write_safetensors(dir.path() / "model.safetensors", model.named_parameters()).ok());
+      auto again = Qwen2Model::load(dir.path(), torch::kCPU, torch::kFloat32);
+      REQUIRE_MESSAGE(again.ok(), again.status().message());
+      const TensorMap a = model.named_parameters(), b = again->named_parameters();
+      REQUIRE(a.size() == b.size());
+      for (const auto& [tensor_name, tensor] : a) {
+        CHECK_MESSAGE(torch::equal(tensor, b.at(tensor_name)), name << ": " << tensor_name);
       }
     }
   }

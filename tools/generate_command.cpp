@@ -1,0 +1,228 @@
+// torl generate: sample from a model through the generation engine; and its benchmark.
+#include <algorithm>
+#include <chrono>
+#include <iomanip>
+
+#include "model/device.hpp"
+#include "model/generation_engine.hpp"
+#include "model/qwen2_causal_lm.hpp"
+#include "tools/arg_reader.hpp"
+#include "tools/commands.hpp"
+
+namespace torl::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kUsage =
+    "usage: torl generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P]\n"
+    "                     [--top-k K] [--seed S] [--stop STR]... [--tokenizer PATH | --byte-level]\n"
+    "                     [--device cpu|cuda[:N]] [--dtype float32|bfloat16|float16]\n"
+    "       torl generate bench (--model DIR | --random) [--batch B] [--prompt-len P] [--new-tokens N]\n"
+    "                     [--device ...] [--dtype ...]\n"
+    "\n"
+    "generate prints the generated text (after the prompt) on stdout and the token count, stop reason\n"
+    "and speed on stderr. The tokenizer is DIR/tokenizer.json unless --tokenizer or --byte-level.\n"
+    "bench prints prefill and decode tokens/s of the engine; --random uses a random 4-layer, d=256\n"
+    "Qwen2 (4 heads, 2 kv heads, vocabulary 4096) instead of a checkpoint.\n";
+
+struct Options {
+  std::string model, prompt, tokenizer, device = "cpu", dtype = "float32";
+  bool byte_level = false, random = false;
+  long max_new_tokens = 128, top_k = 0, seed = 0, batch = 1, prompt_len = 128, new_tokens = 64;
+  double temperature = 1.0, top_p = 1.0;
+  std::vector<std::string> stops;
+};
+
+int usage_error(std::ostream& err, const std::string& message) {
+  err << "torl generate: " << message << "\n" << kUsage;
+  return kExitUsage;
+}
+
+Expected<torch::ScalarType> parse_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  return invalid_argument("--dtype must be float32, bfloat16 or float16 (got '" + name + "')");
+}
+
+// A Qwen2 with random weights of the benchmark's shape (the engine's speed does not depend on them).
+Expected<model::Qwen2Model> random_model(torch::Device device, torch::ScalarType dtype) {
+  model::Qwen2Config config;
+  config.vocab_size = 4096;
+  config.hidden_size = 256;
+  config.intermediate_size = 704;
+  config.num_hidden_layers = 4;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.max_position_embeddings = 4096;
+  torch::manual_seed(0);
+  const int64_t c = config.hidden_size, kv = config.num_key_value_heads * config.head_dim(), f = config.intermediate_size;
+  auto weight = [](int64_t out, int64_t in) { return torch::randn({out, in}) * 0.02; };
+  model::TensorMap tensors;
+  tensors["model.embed_tokens.weight"] = weight(config.vocab_size, c);
+  tensors["lm_head.weight"] = weight(config.vocab_size, c);
+  tensors["model.norm.weight"] = torch::ones({c});
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    tensors[p + "input_layernorm.weight"] = torch::ones({c});
+    tensors[p + "post_attention_layernorm.weight"] = torch::ones({c});
+    tensors[p + "self_attn.q_proj.weight"] = weight(c, c);
+    tensors[p + "self_attn.q_proj.bias"] = torch::zeros({c});
+    tensors[p + "self_attn.k_proj.weight"] = weight(kv, c);
+    tensors[p + "self_attn.k_proj.bias"] = torch::zeros({kv});
+    tensors[p + "self_attn.v_proj.weight"] = weight(kv, c);
+    tensors[p + "self_attn.v_proj.bias"] = torch::zeros({kv});
+    tensors[p + "self_attn.o_proj.weight"] = weight(c, c);
+    tensors[p + "mlp.gate_proj.weight"] = weight(f, c);
+    tensors[p + "mlp.up_proj.weight"] = weight(f, c);
+    tensors[p + "mlp.down_proj.weight"] = weight(c, f);
+  }
+  return model::Qwen2Model::from_tensors(config, tensors, "random model", device, dtype);
+}
+
+Expected<model::Qwen2Model> load_model(const Options& options) {
+  auto device = model::resolve_device(options.device);
+  if (!device) return device.status();
+  auto dtype = parse_dtype(options.dtype);
+  if (!dtype) return dtype.status();
+  if (options.random) return random_model(*device, *dtype);
+  return model::Qwen2Model::load(options.model, *device, *dtype);
+}
+
+Expected<model::Tokenizer> load_tokenizer(const Options& options) {
+  if (options.byte_level) return model::Tokenizer::byte_level({});
+  const std::filesystem::path path(options.tokenizer.empty() ? options.model : options.tokenizer);
+  auto tokenizer = model::Tokenizer::load(path);
+  if (!tokenizer) {
+    return tokenizer.status().with_context("no tokenizer (pass --tokenizer PATH, or --byte-level for byte ids)");
+  }
+  return tokenizer;
+}
+
+int generate(const Options& options, std::ostream& out, std::ostream& err) {
+  auto tokenizer = load_tokenizer(options);
+  if (!tokenizer) return err << "torl generate: " << tokenizer.status().message() << "\n", kExitFailed;
+  auto loaded = load_model(options);
+  if (!loaded) return err << "torl generate: " << loaded.status().message() << "\n", kExitFailed;
+  const model::Qwen2Model& qwen = *loaded;
+  const auto prompt_ids = tokenizer->encode(options.prompt);
+  model::Qwen2CausalLm lm(qwen, 1, static_cast<int64_t>(prompt_ids.size()) + options.max_new_tokens + 1);
+  model::GenerationEngine engine(lm, *tokenizer);
+  model::GenerationRequest request;
+  request.prompt.assign(prompt_ids.begin(), prompt_ids.end());
+  request.max_new_tokens = options.max_new_tokens;
+  request.sampling = {options.temperature, options.top_p, options.top_k};
+  request.seed = static_cast<uint64_t>(options.seed);
+  request.stops = options.stops;
+  if (qwen.config().eos_token_id >= 0) request.eos_ids = {qwen.config().eos_token_id};
+  if (auto status = engine.admit(request); !status.ok()) {
+    return err << "torl generate: " << status.message() << "\n", kExitUsage;
+  }
+  const auto start = Clock::now();
+  std::vector<int32_t> generated;
+  model::StopReason reason = model::StopReason::kNone;
+  while (reason == model::StopReason::kNone) {
+    const auto updates = engine.step();
+    if (updates.empty()) break;
+    for (const int64_t token : updates[0].tokens) generated.push_back(static_cast<int32_t>(token));
+    reason = updates[0].stop;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  static constexpr const char* kReasons[] = {"none", "stop string", "eos", "length", "cache full"};
+  out << tokenizer->decode(generated) << "\n";
+  err << generated.size() << " tokens, stopped by " << kReasons[static_cast<int>(reason)] << ", " << std::fixed
+      << std::setprecision(1) << generated.size() / seconds << " tokens/s\n";
+  return kExitOk;
+}
+
+int bench(const Options& options, std::ostream& out, std::ostream& err) {
+  auto loaded = load_model(options);
+  if (!loaded) return err << "torl generate bench: " << loaded.status().message() << "\n", kExitFailed;
+  const model::Qwen2Model& qwen = *loaded;
+  const model::Tokenizer tokenizer = model::Tokenizer::byte_level({});
+  model::Qwen2CausalLm lm(qwen, options.batch, options.prompt_len + options.new_tokens + 1);
+  model::GenerationEngine engine(lm, tokenizer);
+  torch::manual_seed(1);
+  const torch::Tensor prompts = torch::randint(0, qwen.config().vocab_size, {options.batch, options.prompt_len});
+  for (long b = 0; b < options.batch; ++b) {
+    model::GenerationRequest request;
+    request.id = b;
+    for (long t = 0; t < options.prompt_len; ++t) request.prompt.push_back(prompts[b][t].item<int64_t>());
+    request.max_new_tokens = options.new_tokens;
+    request.sampling.temperature = 0;  // no stop strings, no EOS: every sequence runs its budget
+    if (auto status = engine.admit(request); !status.ok()) {
+      return err << "torl generate bench: " << status.message() << "\n", kExitUsage;
+    }
+  }
+  const auto start = Clock::now();
+  engine.step();  // prefill: every prompt, and the first token
+  const auto prefilled = Clock::now();
+  long steps = 0;
+  while (!engine.step().empty()) ++steps;
+  const auto done = Clock::now();
+  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();
+  const double decode_s = std::chrono::duration<double>(done - prefilled).count();
+  out << "torl generate bench: " << (options.random ? "random 4-layer d=256 Qwen2" : options.model) << ", "
+      << options.device << " " << options.dtype << ", " << model::runtime_summary() << "\n"
+      << "batch " << options.batch << ", prompt " << options.prompt_len << ", new tokens " << options.new_tokens << "\n"
+      << std::fixed << std::setprecision(1) << "prefill: " << options.batch * options.prompt_len / prefill_s
+      << " tokens/s (" << prefill_s * 1000 << " ms)\n"
+      << "decode:  " << options.batch * steps / decode_s << " tokens/s (" << steps << " steps, "
+      << decode_s * 1000 / std::max(1L, steps) << " ms/step)\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
+  const bool is_bench = !args.empty() && args[0] == "bench";
+  const Args rest(args.begin() + (is_bench ? 1 : 0), args.end());
+  Options options;
+  std::string temperature, top_p;
+  ArgReader reader(rest);
+  while (!reader.done()) {
+    if (reader.flag("--help") || reader.flag("-h")) {
+      out << kUsage;
+      return kExitOk;
+    }
+    if (reader.value("--model", options.model) || reader.value("--prompt", options.prompt) ||
+        reader.value("--tokenizer", options.tokenizer) || reader.value("--device", options.device) ||
+        reader.value("--dtype", options.dtype) || reader.values("--stop", options.stops) ||
+        reader.integer("--max-new-tokens", options.max_new_tokens) || reader.integer("--top-k", options.top_k) ||
+        reader.integer("--seed", options.seed) || reader.integer("--batch", options.batch) ||
+        reader.integer("--prompt-len", options.prompt_len) || reader.integer("--new-tokens", options.new_tokens) ||
+        reader.value("--temperature", temperature) || reader.value("--top-p", top_p)) {
+      continue;
+    }
+    if (reader.flag("--byte-level")) {
+      options.byte_level = true;
+    } else if (reader.flag("--random")) {
+      options.random = true;
+    } else {
+      reader.fail("unexpected argument '" + reader.peek() + "'");
+    }
+  }
+  if (!reader.error().empty()) return usage_error(err, reader.error());
+  try {
+    if (!temperature.empty()) options.temperature = std::stod(temperature);
+    if (!top_p.empty()) options.top_p = std::stod(top_p);
+  } catch (const std::exception&) {
+    return usage_error(err, "--temperature and --top-p need numbers");
+  }
+  if (options.temperature < 0 || options.top_p <= 0 || options.top_p > 1) {
+    return usage_error(err, "--temperature must be >= 0 and --top-p in (0, 1]");
+  }
+  if (options.model.empty() && !(is_bench && options.random)) return usage_error(err, "missing --model");
+  if (is_bench) {
+    if (options.batch < 1 || options.prompt_len < 1 || options.new_tokens < 2) {
+      return usage_error(err, "--batch and --prompt-len must be >= 1, --new-tokens >= 2");
+    }
+    return bench(options, out, err);
+  }
+  if (options.prompt.empty()) return usage_error(err, "missing --prompt");
+  if (options.max_new_tokens < 1) return usage_error(err, "--max-new-tokens must be >= 1");
+  return generate(options, out, err);
+}
+
+}  // namespace torl::tools
