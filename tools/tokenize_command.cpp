@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string_view>
 
@@ -148,6 +149,17 @@ int bench(const Options& options, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// The tokenizer of --tokenizer, or nullopt after saying why on `err`.
+std::optional<model::Tokenizer> load_or_report(const Options& options, const std::string& name,
+                                               std::ostream& err) {
+  auto tokenizer = model::Tokenizer::load(options.tokenizer);
+  if (!tokenizer.ok()) {
+    err << name << ": " << tokenizer.status().to_string() << "\n";
+    return std::nullopt;
+  }
+  return std::move(tokenizer).value();
+}
+
 }  // namespace
 
 int tokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
@@ -162,18 +174,15 @@ int tokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
   if (!read_options(rest, is_bench, kTokenizeUsage, name, options, err)) return kExitUsage;
   if (is_bench) return bench(options, out, err);
 
-  auto tokenizer = model::Tokenizer::load(options.tokenizer);
-  if (!tokenizer.ok()) {
-    err << name << ": " << tokenizer.status().to_string() << "\n";
-    return kExitFailed;
-  }
+  auto tokenizer = load_or_report(options, name, err);
+  if (!tokenizer) return kExitFailed;
   if (!options.jsonl.empty()) {
     return map_jsonl_file(options.jsonl, name, out, err,
-                               [&](const Json& row, const std::string& origin) -> Expected<Json> {
-                                 auto text = required_field<std::string>(row, "text", origin);
-                                 if (!text.ok()) return text.status();
-                                 return Json{{"ids", tokenizer->encode(*text)}};
-                               });
+                          [&](const Json& row, const std::string& origin) -> Expected<Json> {
+                            auto text = required_field<std::string>(row, "text", origin);
+                            if (!text.ok()) return text.status();
+                            return Json{{"ids", tokenizer->encode(*text)}};
+                          });
   }
   const std::vector<int32_t> ids = tokenizer->encode(read_all(std::cin));
   for (size_t i = 0; i < ids.size(); ++i) out << (i == 0 ? "" : " ") << ids[i];
@@ -189,18 +198,15 @@ int detokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
   const std::string name = "torl detokenize";
   Options options;
   if (!read_options(args, false, kDetokenizeUsage, name, options, err)) return kExitUsage;
-  auto tokenizer = model::Tokenizer::load(options.tokenizer);
-  if (!tokenizer.ok()) {
-    err << name << ": " << tokenizer.status().to_string() << "\n";
-    return kExitFailed;
-  }
+  auto tokenizer = load_or_report(options, name, err);
+  if (!tokenizer) return kExitFailed;
   if (!options.jsonl.empty()) {
     return map_jsonl_file(options.jsonl, name, out, err,
-                               [&](const Json& row, const std::string& origin) -> Expected<Json> {
-                                 auto ids = ids_field(row, origin);
-                                 if (!ids.ok()) return ids.status();
-                                 return Json{{"text", tokenizer->decode(*ids)}};
-                               });
+                          [&](const Json& row, const std::string& origin) -> Expected<Json> {
+                            auto ids = ids_field(row, origin);
+                            if (!ids.ok()) return ids.status();
+                            return Json{{"text", tokenizer->decode(*ids)}};
+                          });
   }
   std::vector<int32_t> ids;
   std::string word;
