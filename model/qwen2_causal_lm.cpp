@@ -28,43 +28,60 @@ torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std
     fresh = std::max(fresh, static_cast<int64_t>(tokens[i].size()));
   }
 
-  // ---- the batch: [past: cache | pad] [new: pad | tokens] ----
-  const auto long_cpu = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor ids = torch::zeros({batch, fresh}, long_cpu);
-  torch::Tensor positions = torch::zeros({batch, fresh}, long_cpu);
-  torch::Tensor mask = torch::zeros({batch, past + fresh}, long_cpu);
+  // ---- the batch: [past: cache | pad] [new: pad | tokens], built on the host in one pass ----
+  std::vector<int64_t> ids(static_cast<size_t>(batch * fresh), 0), positions(ids.size(), 0);
+  std::vector<int64_t> mask(static_cast<size_t>(batch * (past + fresh)), 0);
+  bool one_token_each = true;  // the decode step: every row adds exactly one token
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t length = lengths_[static_cast<size_t>(slots[static_cast<size_t>(b)])];
     const auto& new_tokens = tokens[static_cast<size_t>(b)];
     const int64_t n = static_cast<int64_t>(new_tokens.size());
     TORL_CHECK(length + n <= max_length_, "extend: slot cache overflow");
+    one_token_each = one_token_each && n == 1;
     for (int64_t t = 0; t < n; ++t) {
-      ids[b][fresh - n + t] = new_tokens[static_cast<size_t>(t)];
-      positions[b][fresh - n + t] = length + t;
+      ids[static_cast<size_t>(b * fresh + fresh - n + t)] = new_tokens[static_cast<size_t>(t)];
+      positions[static_cast<size_t>(b * fresh + fresh - n + t)] = length + t;
     }
-    mask.index_put_({b, Slice(0, length)}, 1);
-    mask.index_put_({b, Slice(past + fresh - n, past + fresh)}, 1);
+    const size_t row = static_cast<size_t>(b * (past + fresh));
+    std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(row), length, 1);
+    std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(row + past + fresh - n), n, 1);
   }
+  const auto as_tensor = [](std::vector<int64_t>& values, int64_t rows) {
+    return torch::from_blob(values.data(), {rows, static_cast<int64_t>(values.size()) / rows}, torch::kInt64);
+  };
   const auto device = model_.device();
-  const torch::Tensor slot_index = torch::tensor(slots, long_cpu).to(device);
+  const torch::Tensor slot_index = torch::tensor(slots, torch::kInt64).to(device);
   std::vector<LayerKv> kv;
   for (const auto& layer : cache_) {
     kv.push_back({layer.k.index_select(0, slot_index).narrow(2, 0, past),
                   layer.v.index_select(0, slot_index).narrow(2, 0, past)});
   }
 
-  const torch::Tensor logits = model_.forward(ids.to(device), positions.to(device), mask.to(device), &kv);  // [B, fresh, V]
+  const torch::Tensor logits = model_.forward(as_tensor(ids, batch).to(device), as_tensor(positions, batch).to(device),
+                                              as_tensor(mask, batch).to(device), &kv);  // [B, fresh, V]
 
   // ---- each slot's new entries go into its cache, right after its old ones ----
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t slot = slots[static_cast<size_t>(b)];
-    int64_t& length = lengths_[static_cast<size_t>(slot)];
-    const int64_t n = static_cast<int64_t>(tokens[static_cast<size_t>(b)].size());
+  if (one_token_each) {
+    // The decode step: one scatter per layer (row b's new entry goes to [slot_b, :, length_b]).
+    std::vector<int64_t> at;
+    for (const int64_t slot : slots) at.push_back(lengths_[static_cast<size_t>(slot)]);
+    const torch::Tensor at_index = torch::tensor(at, torch::kInt64).to(device);
     for (size_t l = 0; l < cache_.size(); ++l) {
-      cache_[l].k.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].k.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
-      cache_[l].v.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].v.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
+      cache_[l].k.index_put_({slot_index, Slice(), at_index}, kv[l].k.select(2, past));
+      cache_[l].v.index_put_({slot_index, Slice(), at_index}, kv[l].v.select(2, past));
     }
-    length += n;
+    for (const int64_t slot : slots) ++lengths_[static_cast<size_t>(slot)];
+  } else {
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t slot = slots[static_cast<size_t>(b)];
+      int64_t& length = lengths_[static_cast<size_t>(slot)];
+      const int64_t n = static_cast<int64_t>(tokens[static_cast<size_t>(b)].size());
+      for (size_t l = 0; l < cache_.size(); ++l) {
+        cache_[l].k.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].k.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
+        cache_[l].v.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].v.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
+      }
+      length += n;
+    }
   }
   return logits.select(1, fresh - 1);  // the last column is every row's last new token
 }
