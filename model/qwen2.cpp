@@ -371,4 +371,30 @@ torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::T
   return torch::linear(x, lm_head_, {});  // [B, T, V]
 }
 
+TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options) {
+  const int64_t c = config.hidden_size, kv = config.num_key_value_heads * config.head_dim();
+  const int64_t f = config.intermediate_size;
+  auto weight = [&](int64_t out, int64_t in) { return torch::randn({out, in}, options) * 0.02; };
+  TensorMap tensors;
+  tensors["model.embed_tokens.weight"] = weight(config.vocab_size, c);
+  if (!config.tie_word_embeddings) tensors["lm_head.weight"] = weight(config.vocab_size, c);
+  tensors["model.norm.weight"] = torch::ones({c}, options);
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    tensors[p + "input_layernorm.weight"] = torch::ones({c}, options);
+    tensors[p + "post_attention_layernorm.weight"] = torch::ones({c}, options);
+    tensors[p + "self_attn.q_proj.weight"] = weight(c, c);
+    tensors[p + "self_attn.q_proj.bias"] = torch::zeros({c}, options);
+    tensors[p + "self_attn.k_proj.weight"] = weight(kv, c);
+    tensors[p + "self_attn.k_proj.bias"] = torch::zeros({kv}, options);
+    tensors[p + "self_attn.v_proj.weight"] = weight(kv, c);
+    tensors[p + "self_attn.v_proj.bias"] = torch::zeros({kv}, options);
+    tensors[p + "self_attn.o_proj.weight"] = weight(c, c);
+    tensors[p + "mlp.gate_proj.weight"] = weight(f, c);
+    tensors[p + "mlp.up_proj.weight"] = weight(f, c);
+    tensors[p + "mlp.down_proj.weight"] = weight(c, f);
+  }
+  return tensors;
+}
+
 }  // namespace torl::model

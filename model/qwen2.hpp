@@ -120,4 +120,8 @@ class Qwen2Model {
 // x * rsqrt(mean(x^2) + eps) computed in float32, cast back to x's dtype, times weight (as HF).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// Random weights in the checkpoint layout of `config` (normal * 0.02 for matrices, ones for norms,
+// zeros for biases; no lm_head when tied), for benchmarks that need a model of a given shape.
+TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options);
+
 }  // namespace torl::model

@@ -57,27 +57,7 @@ Expected<model::Qwen2Model> random_model(torch::Device device, torch::ScalarType
   config.num_key_value_heads = 2;
   config.max_position_embeddings = 4096;
   torch::manual_seed(0);
-  const int64_t c = config.hidden_size, kv = config.num_key_value_heads * config.head_dim(), f = config.intermediate_size;
-  auto weight = [](int64_t out, int64_t in) { return torch::randn({out, in}) * 0.02; };
-  model::TensorMap tensors;
-  tensors["model.embed_tokens.weight"] = weight(config.vocab_size, c);
-  tensors["lm_head.weight"] = weight(config.vocab_size, c);
-  tensors["model.norm.weight"] = torch::ones({c});
-  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    tensors[p + "input_layernorm.weight"] = torch::ones({c});
-    tensors[p + "post_attention_layernorm.weight"] = torch::ones({c});
-    tensors[p + "self_attn.q_proj.weight"] = weight(c, c);
-    tensors[p + "self_attn.q_proj.bias"] = torch::zeros({c});
-    tensors[p + "self_attn.k_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.k_proj.bias"] = torch::zeros({kv});
-    tensors[p + "self_attn.v_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.v_proj.bias"] = torch::zeros({kv});
-    tensors[p + "self_attn.o_proj.weight"] = weight(c, c);
-    tensors[p + "mlp.gate_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.up_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.down_proj.weight"] = weight(c, f);
-  }
+  const model::TensorMap tensors = model::random_weights(config, torch::kFloat32);
   return model::Qwen2Model::from_tensors(config, tensors, "random model", device, dtype);
 }
 

@@ -86,27 +86,7 @@ void bench(torch::Device device, int64_t batch, int64_t prompt_len, int64_t new_
   config.rope_theta = 10000;
   config.tie_word_embeddings = true;
   config.max_position_embeddings = 4096;
-  const int64_t c = config.hidden_size, kv = config.num_key_value_heads * config.head_dim(), f = config.intermediate_size;
-  const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(device);
-  auto weight = [&](int64_t o, int64_t i) { return torch::randn({o, i}, options) * 0.02; };
-  TensorMap tensors;
-  tensors["model.embed_tokens.weight"] = weight(config.vocab_size, c);
-  tensors["model.norm.weight"] = torch::ones({c}, options);
-  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    tensors[p + "input_layernorm.weight"] = torch::ones({c}, options);
-    tensors[p + "post_attention_layernorm.weight"] = torch::ones({c}, options);
-    tensors[p + "self_attn.q_proj.weight"] = weight(c, c);
-    tensors[p + "self_attn.q_proj.bias"] = torch::zeros({c}, options);
-    tensors[p + "self_attn.k_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.k_proj.bias"] = torch::zeros({kv}, options);
-    tensors[p + "self_attn.v_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.v_proj.bias"] = torch::zeros({kv}, options);
-    tensors[p + "self_attn.o_proj.weight"] = weight(c, c);
-    tensors[p + "mlp.gate_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.up_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.down_proj.weight"] = weight(c, f);
-  }
+  TensorMap tensors = random_weights(config, torch::TensorOptions().dtype(torch::kBFloat16).device(device));
   auto model = Qwen2Model::from_tensors(config, tensors, "random 1.5B", device, torch::kBFloat16);
   if (!model) return check(false, "bench model: " + model.status().message());
   tensors.clear();
