@@ -815,9 +815,9 @@ class Parser {
 };
 
 void render(const Expr& e, std::string& out) {
-  static constexpr std::array<const char*, 17> kNames = {
+  static constexpr std::array<const char*, 16> kNames = {
       "num", "sym", "add", "mul", "pow", "neg", "fn", "fact", "percent", "pm",
-      "rel", "tuple", "set", "list", "union", "matrix", "text"};
+      "rel", "tuple", "set", "list", "union", "matrix"};
   if (e.kind == ExprKind::kNumber || e.kind == ExprKind::kSymbol) {
     out += e.text;
     return;

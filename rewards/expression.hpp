@@ -33,8 +33,7 @@ enum class ExprKind {
   kSet,        // args: items (written \{ ... \})
   kList,       // args: items (a bare comma list at the top level)
   kUnion,      // args: parts (A \cup B)
-  kMatrix,     // rows x cols in args, row-major; text: "ROWSxCOLS"
-  kText,       // text: words that are not mathematics
+  kMatrix,     // rows x cols in args, row-major
 };
 
 struct Expr {

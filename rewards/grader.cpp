@@ -701,7 +701,7 @@ bool equivalent(const ExprPtr& a, const ExprPtr& b) {
     return equivalent(a, std::shared_ptr<const Expr>(b, value));
   }
   const auto structural = [](const Expr& e) {
-    return e.kind == ExprKind::kTuple || e.kind == ExprKind::kRelation || is_collection(e) || e.kind == ExprKind::kText;
+    return e.kind == ExprKind::kTuple || e.kind == ExprKind::kRelation || is_collection(e);
   };
   if (structural(*a) || structural(*b)) {
     // A one-item collection is its item: {5} and 5.

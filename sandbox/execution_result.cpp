@@ -9,4 +9,11 @@ const char* status_name(ExecutionStatus status) {
   return "unknown";
 }
 
+ExecutionResult sandbox_error(std::string message) {
+  ExecutionResult result;
+  result.status = ExecutionStatus::kSandboxError;
+  result.stderr_text = std::move(message);
+  return result;
+}
+
 }  // namespace torl::sandbox

@@ -43,4 +43,7 @@ struct ExecutionResult {
   double wall_ms = 0;         // from handing the code to a worker until the result was complete
 };
 
+// A result that the sandbox, not the code, is to blame for: status kSandboxError, `message` as stderr.
+ExecutionResult sandbox_error(std::string message);
+
 }  // namespace torl::sandbox

@@ -23,13 +23,6 @@ double percentile(std::vector<double> values, double p) {
   return values[index];
 }
 
-ExecutionResult sandbox_error(std::string message) {
-  ExecutionResult result;
-  result.status = ExecutionStatus::kSandboxError;
-  result.stderr_text = std::move(message);
-  return result;
-}
-
 }  // namespace
 
 uint64_t ExecutorMetrics::executions() const {

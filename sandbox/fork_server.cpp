@@ -37,12 +37,6 @@ double elapsed_ms(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
-ExecutionResult sandbox_error(std::string message) {
-  ExecutionResult result;
-  result.stderr_text = std::move(message);
-  return result;
-}
-
 // Sends `data` with two descriptors attached to its first byte; returns how many bytes went out.
 ssize_t send_with_fds(int socket_fd, const std::string& data, int fd_a, int fd_b) {
   iovec io{const_cast<char*>(data.data()), data.size()};

@@ -38,11 +38,11 @@ ExecutionResult run_in_fresh_interpreter(const Isolation& isolation, const std::
   ExecutionResult result;
 
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return {.stderr_text = std::string("pipe: ") + std::strerror(errno)};
+  if (pipe2(out, O_CLOEXEC) != 0) return sandbox_error(std::string("pipe: ") + std::strerror(errno));
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]);
     close(out[1]);
-    return {.stderr_text = std::string("pipe: ") + std::strerror(errno)};
+    return sandbox_error(std::string("pipe: ") + std::strerror(errno));
   }
   auto spawned = isolation.spawn({tool.python.string(), "-I", "-c", kPrologue, isolation.snippet_limits().dump(), code},
                                  {{1, out[1]}, {2, err[1]}});
@@ -51,7 +51,7 @@ ExecutionResult run_in_fresh_interpreter(const Isolation& isolation, const std::
   if (!spawned) {
     close(out[0]);
     close(err[0]);
-    return {.stderr_text = spawned.status().message()};
+    return sandbox_error(spawned.status().message());
   }
 
   // Read both pipes until they close, the cap is hit, or the deadline passes.
