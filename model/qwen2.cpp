@@ -61,6 +61,32 @@ torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
   return x.unsqueeze(2).expand({B, K, n_rep, S, D}).reshape({B, K * n_rep, S, D});
 }
 
+// The tensors of one decoder layer: the HF name after "model.layers.N.", where it lives, its shape.
+// Loading, named_parameters() and random_weights() all read this one table.
+struct LayerTensor {
+  const char* name;
+  torch::Tensor Qwen2LayerWeights::*member;
+  std::vector<int64_t> shape;
+};
+
+std::vector<LayerTensor> layer_tensors(const Qwen2Config& config) {
+  const int64_t C = config.hidden_size, I = config.intermediate_size;
+  const int64_t Q = config.num_attention_heads * config.head_dim(), KV = config.num_key_value_heads * config.head_dim();
+  using W = Qwen2LayerWeights;
+  return {{"input_layernorm.weight", &W::input_norm, {C}},
+          {"self_attn.q_proj.weight", &W::q_w, {Q, C}},
+          {"self_attn.q_proj.bias", &W::q_b, {Q}},
+          {"self_attn.k_proj.weight", &W::k_w, {KV, C}},
+          {"self_attn.k_proj.bias", &W::k_b, {KV}},
+          {"self_attn.v_proj.weight", &W::v_w, {KV, C}},
+          {"self_attn.v_proj.bias", &W::v_b, {KV}},
+          {"self_attn.o_proj.weight", &W::o_w, {C, Q}},
+          {"post_attention_layernorm.weight", &W::post_norm, {C}},
+          {"mlp.gate_proj.weight", &W::gate_w, {I, C}},
+          {"mlp.up_proj.weight", &W::up_w, {I, C}},
+          {"mlp.down_proj.weight", &W::down_w, {C, I}}};
+}
+
 }  // namespace
 
 Expected<Qwen2Config> Qwen2Config::load(const std::filesystem::path& config_json) {
@@ -165,9 +191,7 @@ Expected<Qwen2Model> Qwen2Model::from_tensors(const Qwen2Config& config, const T
                                               const std::string& origin, torch::Device device,
                                               torch::ScalarType dtype) {
   const std::string context = "loading '" + origin + "'";
-  const int64_t C = config.hidden_size, V = config.vocab_size, I = config.intermediate_size;
-  const int64_t D = config.head_dim(), H = config.num_attention_heads,
-                K = config.num_key_value_heads;
+  const int64_t C = config.hidden_size, V = config.vocab_size, D = config.head_dim();
   std::set<std::string> used;
   Status error;
   // Returns the named tensor on device in dtype (an owned copy), or records the first error.
@@ -203,18 +227,7 @@ Expected<Qwen2Model> Qwen2Model::from_tensors(const Qwen2Config& config, const T
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Qwen2LayerWeights w;
-    w.input_norm = take(p + "input_layernorm.weight", {C});
-    w.q_w = take(p + "self_attn.q_proj.weight", {H * D, C});
-    w.q_b = take(p + "self_attn.q_proj.bias", {H * D});
-    w.k_w = take(p + "self_attn.k_proj.weight", {K * D, C});
-    w.k_b = take(p + "self_attn.k_proj.bias", {K * D});
-    w.v_w = take(p + "self_attn.v_proj.weight", {K * D, C});
-    w.v_b = take(p + "self_attn.v_proj.bias", {K * D});
-    w.o_w = take(p + "self_attn.o_proj.weight", {C, H * D});
-    w.post_norm = take(p + "post_attention_layernorm.weight", {C});
-    w.gate_w = take(p + "mlp.gate_proj.weight", {I, C});
-    w.up_w = take(p + "mlp.up_proj.weight", {I, C});
-    w.down_w = take(p + "mlp.down_proj.weight", {C, I});
+    for (const auto& tensor : layer_tensors(config)) w.*tensor.member = take(p + tensor.name, tensor.shape);
     m.layers_.push_back(std::move(w));
   }
   m.final_norm_ = take("model.norm.weight", {C});
@@ -256,19 +269,7 @@ TensorMap Qwen2Model::named_parameters() const {
   out["model.embed_tokens.weight"] = embed_tokens_;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    const auto& w = layers_[l];
-    out[p + "input_layernorm.weight"] = w.input_norm;
-    out[p + "self_attn.q_proj.weight"] = w.q_w;
-    out[p + "self_attn.q_proj.bias"] = w.q_b;
-    out[p + "self_attn.k_proj.weight"] = w.k_w;
-    out[p + "self_attn.k_proj.bias"] = w.k_b;
-    out[p + "self_attn.v_proj.weight"] = w.v_w;
-    out[p + "self_attn.v_proj.bias"] = w.v_b;
-    out[p + "self_attn.o_proj.weight"] = w.o_w;
-    out[p + "post_attention_layernorm.weight"] = w.post_norm;
-    out[p + "mlp.gate_proj.weight"] = w.gate_w;
-    out[p + "mlp.up_proj.weight"] = w.up_w;
-    out[p + "mlp.down_proj.weight"] = w.down_w;
+    for (const auto& tensor : layer_tensors(config_)) out[p + tensor.name] = layers_[l].*tensor.member;
   }
   out["model.norm.weight"] = final_norm_;
   if (!config_.tie_word_embeddings) out["lm_head.weight"] = lm_head_;
@@ -372,8 +373,7 @@ torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::T
 }
 
 TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options) {
-  const int64_t c = config.hidden_size, kv = config.num_key_value_heads * config.head_dim();
-  const int64_t f = config.intermediate_size;
+  const int64_t c = config.hidden_size;
   auto weight = [&](int64_t out, int64_t in) { return torch::randn({out, in}, options) * 0.02; };
   TensorMap tensors;
   tensors["model.embed_tokens.weight"] = weight(config.vocab_size, c);
@@ -381,18 +381,12 @@ TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& 
   tensors["model.norm.weight"] = torch::ones({c}, options);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    tensors[p + "input_layernorm.weight"] = torch::ones({c}, options);
-    tensors[p + "post_attention_layernorm.weight"] = torch::ones({c}, options);
-    tensors[p + "self_attn.q_proj.weight"] = weight(c, c);
-    tensors[p + "self_attn.q_proj.bias"] = torch::zeros({c}, options);
-    tensors[p + "self_attn.k_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.k_proj.bias"] = torch::zeros({kv}, options);
-    tensors[p + "self_attn.v_proj.weight"] = weight(kv, c);
-    tensors[p + "self_attn.v_proj.bias"] = torch::zeros({kv}, options);
-    tensors[p + "self_attn.o_proj.weight"] = weight(c, c);
-    tensors[p + "mlp.gate_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.up_proj.weight"] = weight(f, c);
-    tensors[p + "mlp.down_proj.weight"] = weight(c, f);
+    for (const auto& tensor : layer_tensors(config)) {
+      const std::string_view name = tensor.name;
+      tensors[p + tensor.name] = name.ends_with("layernorm.weight") ? torch::ones(tensor.shape, options)
+                                 : name.ends_with(".bias")          ? torch::zeros(tensor.shape, options)
+                                                                    : torch::randn(tensor.shape, options) * 0.02;
+    }
   }
   return tensors;
 }
