@@ -281,6 +281,8 @@ def serve_light(channel):
         if "code" in message:
             out_fd, err_fd = channel.take_fds(2)
             channel.send(run_snippet(channel, message["code"], out_fd, err_fd))
+        elif message.get("ping"):
+            channel.send({"pong": True})
 
 
 def start_light_zygote():
@@ -377,7 +379,7 @@ def empty_folder(folder):
         return False
 
 
-def clean_up_after_snippet(light_pid):
+def clean_up_after_snippet(light_pid, light):
     """Ends what the snippet left behind; False when the worker can no longer be trusted (something
     could not be removed, or the lean zygote was stopped or killed) and must be replaced."""
     clean = True
@@ -386,11 +388,23 @@ def clean_up_after_snippet(light_pid):
     clean = empty_folder(SETTINGS["workdir"]) and clean
     if SETTINGS["pid_namespace"] and os.path.isdir("/dev/shm"):
         clean = empty_folder("/dev/shm") and clean
+    return clean and lean_zygote_answers(light)
+
+
+def lean_zygote_answers(light):
+    """Whether the lean zygote still serves. A snippet may have killed or stopped it; a signal it sent
+    before it ended takes effect before the zygote runs any more of its own code, so a stopped or dead
+    zygote never answers this ping (asking waitpid instead would race with the stop)."""
     try:
-        pid, _ = os.waitpid(light_pid, os.WNOHANG | os.WUNTRACED)
-    except ChildProcessError:
-        pid = light_pid
-    return clean and pid == 0
+        light.send({"ping": True})
+    except OSError:
+        return False  # gone
+    if not light.has_buffered_line():
+        ready, _, _ = select.select([light], [], [], 2.0)
+        if not ready:
+            return False
+    reply = light.receive()
+    return reply is not None and reply.get("pong", False)
 
 
 def serve():
@@ -417,7 +431,7 @@ def serve():
             result = run_snippet(control, code, out_fd, err_fd)
         else:
             result = relay(control, light, code, out_fd, err_fd)
-        if not clean_up_after_snippet(light_pid) or result is None:
+        if not clean_up_after_snippet(light_pid, light) or result is None:
             # The snippet broke this worker (killed or stopped the lean zygote, or left files that
             # cannot be removed): report it, then exit so that torl replaces us.
             control.send({"exit_code": -1, "signal": 0, "memory": False, "worker_died": True})
