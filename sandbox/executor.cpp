@@ -4,6 +4,7 @@
 #include <future>
 
 #include "common/log.hpp"
+#include "common/stats.hpp"
 #include "sandbox/fork_server.hpp"
 
 namespace torl::sandbox {
@@ -15,13 +16,6 @@ namespace {
 
 constexpr size_t kLatencySamples = 8192;
 constexpr auto kRestartDelay = std::chrono::milliseconds(500);
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index), values.end());
-  return values[index];
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/stats.hpp"
 #include "config/load.hpp"
 #include "sandbox/executor.hpp"
 #include "sandbox/fresh_interpreter.hpp"
@@ -114,12 +115,6 @@ struct BenchRun {
     }
   }
 };
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())))];
-}
 
 // Keeps `concurrency` snippets in flight on the pool until `calls` have completed.
 BenchRun bench_pool(sandbox::Executor& executor, const std::vector<Snippet>& plan, int concurrency) {
