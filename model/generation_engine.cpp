@@ -63,20 +63,24 @@ std::vector<GenerationUpdate> GenerationEngine::step() {
   if (batch.empty()) return {};
   const torch::Tensor logits = model_.extend(slots, tokens);  // [B, V]
 
-  // ---- sample each row with its own parameters and generator, then check its stop rules ----
+  // ---- sample every row at once, each with its own parameters and stream; then check stop rules ----
+  std::vector<SamplingParams> params;
+  std::vector<SequenceRng*> rngs;
+  for (Sequence* sequence : batch) {
+    params.push_back(sequence->request.sampling);
+    rngs.push_back(&sequence->rng);
+  }
+  const Sampled sampled = sample_next(logits, params, rngs);
   std::vector<GenerationUpdate> updates;
   for (size_t b = 0; b < batch.size(); ++b) {
     Sequence& sequence = *batch[b];
     sequence.length += static_cast<int64_t>(sequence.pending.size());
     sequence.pending.clear();
-    std::vector<SequenceRng*> rng = {&sequence.rng};
-    const Sampled sampled = sample_next(logits.slice(0, static_cast<int64_t>(b), static_cast<int64_t>(b) + 1),
-                                        sequence.request.sampling, rng);
-    const int64_t token = sampled.tokens[0];
+    const int64_t token = sampled.tokens[b];
     ++sequence.generated;
     sequence.pending = {token};  // fed in the next step, or before the injected tokens on resume
 
-    GenerationUpdate update{sequence.request.id, {token}, {sampled.logprobs[0]}};
+    GenerationUpdate update{sequence.request.id, {token}, {sampled.logprobs[b]}};
     const auto& eos = sequence.request.eos_ids;
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
       update.stop = StopReason::kEos;

@@ -53,8 +53,9 @@ torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std
   const torch::Tensor slot_index = torch::tensor(slots, torch::kInt64).to(device);
   std::vector<LayerKv> kv;
   for (const auto& layer : cache_) {
-    kv.push_back({layer.k.index_select(0, slot_index).narrow(2, 0, past),
-                  layer.v.index_select(0, slot_index).narrow(2, 0, past)});
+    // narrow first: only the first `past` positions of each slot are copied
+    kv.push_back({layer.k.narrow(2, 0, past).index_select(0, slot_index),
+                  layer.v.narrow(2, 0, past).index_select(0, slot_index)});
   }
 
   const torch::Tensor logits = model_.forward(as_tensor(ids, batch).to(device), as_tensor(positions, batch).to(device),

@@ -1,6 +1,11 @@
 // Choosing the next token of each sequence from its logits: greedy, or sampling with temperature,
-// top-k and top-p from a generator seeded per sequence, so that a trajectory is reproducible from
-// its seed whatever else is in the batch. Used by the generation engine on its own thread.
+// top-k and top-p, each row with its own parameters and its own seeded random stream, so that a
+// trajectory is reproducible from its seed whatever else is in the batch.
+//
+// All rows are handled by one batched pass on the logits' device (inverse-CDF sampling: the host
+// draws one uniform number per row, the device finds where it falls in the row's cumulative
+// distribution); one small copy brings the tokens and their log-probs back. Used by the generation
+// engine on its own thread.
 #pragma once
 
 #include <cstdint>
@@ -22,17 +27,21 @@ struct Sampled {
                                   // top-k/top-p truncation (the policy's probability; greedy: T = 1)
 };
 
-// One sequence's random source: a CPU generator seeded once, advanced by each draw.
+// One sequence's random stream: uniform numbers in [0, 1) from a counter hashed with the seed
+// (SplitMix64), the same on every machine and device.
 class SequenceRng {
  public:
-  explicit SequenceRng(uint64_t seed);
-  at::Generator& generator() { return generator_; }
+  explicit SequenceRng(uint64_t seed) : seed_(seed) {}
+  double next_uniform();
 
  private:
-  at::Generator generator_;
+  uint64_t seed_;
+  uint64_t draws_ = 0;
 };
 
-// logits: [B, V] (any float dtype, any device); rngs: B generators (one per row).
-Sampled sample_next(const torch::Tensor& logits, const SamplingParams& params, std::vector<SequenceRng*>& rngs);
+// logits: [B, V] (any float dtype, any device); params[b] and rngs[b] belong to row b. A greedy row
+// (temperature 0) draws nothing from its stream.
+Sampled sample_next(const torch::Tensor& logits, const std::vector<SamplingParams>& params,
+                    const std::vector<SequenceRng*>& rngs);
 
 }  // namespace torl::model
