@@ -22,6 +22,7 @@
 
 #include "common/status.hpp"
 #include "config/config.hpp"
+#include "sandbox/code_runner.hpp"
 #include "sandbox/execution_result.hpp"
 #include "sandbox/isolation.hpp"
 
@@ -42,19 +43,18 @@ struct ExecutorMetrics {
   uint64_t executions() const;
 };
 
-class Executor {
+class Executor : public CodeRunner {
  public:
-  using Done = std::function<void(ExecutionResult)>;
 
   // Starts the workers and waits until all of them are ready (a few hundred ms each, in parallel),
   // or returns why one could not start.
   static Expected<std::unique_ptr<Executor>> start(const config::ToolConfig& tool);
-  ~Executor();
+  ~Executor() override;
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
   // Queues `code`; `done` runs on the executor thread and must not block.
-  void submit(std::string code, Done done);
+  void submit(std::string code, Done done) override;
 
   // Runs `code` and waits for its result. Not to be called from the executor thread.
   ExecutionResult run(std::string code);
