@@ -23,11 +23,11 @@ Status GenerationEngine::admit(GenerationRequest request) {
   const uint64_t seed = request.seed;
   std::vector<int64_t> prompt = request.prompt;
   StopMatcher matcher(request.stops);
-  sequences_.emplace(id, Sequence{std::move(request), slot, 0, 0, std::move(prompt), false, std::move(matcher), SequenceRng(seed)});
+  sequences_.emplace(id, Sequence{std::move(request), slot, 0, 0, std::move(prompt), false, true, std::move(matcher), SequenceRng(seed)});
   return Status();
 }
 
-Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens) {
+Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens, ResumeOptions options) {
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return not_found("request " + std::to_string(id) + " is not admitted");
   Sequence& sequence = it->second;
@@ -37,7 +37,9 @@ Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens) 
   }
   sequence.pending.insert(sequence.pending.end(), tokens.begin(), tokens.end());
   sequence.stopped = false;
+  sequence.stop_strings = sequence.stop_strings && options.stop_strings;
   sequence.matcher.reset();  // only text generated from here on may stop it
+  if (options.max_new_tokens >= 0) sequence.request.max_new_tokens = sequence.generated + options.max_new_tokens;
   return Status();
 }
 
@@ -84,7 +86,8 @@ std::vector<GenerationUpdate> GenerationEngine::step() {
     const auto& eos = sequence.request.eos_ids;
     if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
       update.stop = StopReason::kEos;
-    } else if (auto stop = sequence.matcher.append(tokenizer_.token_bytes(static_cast<int32_t>(token)))) {
+    } else if (auto stop = sequence.matcher.append(tokenizer_.token_bytes(static_cast<int32_t>(token)));
+               stop && sequence.stop_strings) {
       update.stop = StopReason::kStopString;
       update.stop_string = stop;
     } else if (sequence.generated >= sequence.request.max_new_tokens) {

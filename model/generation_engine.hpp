@@ -57,6 +57,12 @@ struct GenerationUpdate {
   std::optional<size_t> stop_string;  // which stop string, for kStopString
 };
 
+// How a stopped request continues.
+struct ResumeOptions {
+  bool stop_strings = true;     // false: its stop strings no longer stop it (after the last tool call)
+  int64_t max_new_tokens = -1;  // tokens it may still sample from here; -1 = what is left of its budget
+};
+
 class GenerationEngine {
  public:
   GenerationEngine(CausalLm& model, const Tokenizer& tokenizer);
@@ -66,8 +72,9 @@ class GenerationEngine {
   Status admit(GenerationRequest request);
 
   // For a stopped request: appends `tokens` (e.g. tool output) without sampling them, clears the
-  // stop-string state, and lets it generate again from the next step.
-  Status resume(int64_t id, const std::vector<int64_t>& tokens);
+  // stop-string state, and lets it generate again from the next step. Fails when the request is
+  // unknown or running, or when the tokens do not fit its cache.
+  Status resume(int64_t id, const std::vector<int64_t>& tokens, ResumeOptions options = {});
 
   // Frees a request's slot (finished, or no longer wanted).
   void release(int64_t id);
@@ -86,6 +93,7 @@ class GenerationEngine {
     int64_t generated = 0;             // sampled tokens so far
     std::vector<int64_t> pending;      // to feed in the next step (prompt, injected, or last sample)
     bool stopped = false;
+    bool stop_strings = true;          // false once resumed without them
     StopMatcher matcher;
     SequenceRng rng;
   };

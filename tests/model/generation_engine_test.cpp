@@ -97,6 +97,27 @@ TEST_SUITE("model") {
     CHECK(engine.resume(7, {'x'}).code() == StatusCode::kInvalidArgument);  // still generating
   }
 
+  TEST_CASE("a sequence resumed without stop strings runs past them, within its new token budget") {
+    CountingModel model(1);
+    const Tokenizer tokenizer = Tokenizer::byte_level({"<eos>"});
+    GenerationEngine engine(model, tokenizer);
+    GenerationRequest r = request(7, {'a'}, 50);
+    r.stops = {"c"};
+    REQUIRE(engine.admit(r).ok());
+    while (engine.step()[0].stop == StopReason::kNone) {}  // b, c: stopped by "c"
+    REQUIRE(engine.resume(7, {'a'}, {.stop_strings = false, .max_new_tokens = 4}).ok());
+    std::vector<int64_t> generated;
+    StopReason reason = StopReason::kNone;
+    while (reason == StopReason::kNone) {
+      const auto updates = engine.step();
+      REQUIRE(updates.size() == 1);
+      generated.insert(generated.end(), updates[0].tokens.begin(), updates[0].tokens.end());
+      reason = updates[0].stop;
+    }
+    CHECK(generated == std::vector<int64_t>{'b', 'c', 'd', 'e'});  // "c" did not stop it
+    CHECK(reason == StopReason::kLength);
+  }
+
   TEST_CASE("EOS ends a sequence, and errors are reported for bad requests") {
     CountingModel model(1, 8);
     const Tokenizer tokenizer = Tokenizer::byte_level({"<eos>"});
