@@ -108,6 +108,7 @@ struct RunConfig {
 struct ModelConfig {
   Path path;                     // HF folder: config.json, *.safetensors, tokenizer.json
   Path tokenizer;                // tokenizer.json or its folder; empty = model.path
+  bool byte_level_tokenizer = false;  // byte ids 0..255 instead of a tokenizer.json (tiny test models)
   std::string device = "cpu";    // "cpu", "cuda" or "cuda:N"
   DType dtype = DType::kFloat32;  // weights and activations (bfloat16 on GPU for 1.5B/7B)
   bool gradient_checkpointing = false;  // recompute activations in backward to save memory
@@ -116,6 +117,7 @@ struct ModelConfig {
   void visit(V& v) {
     v("path", path, {.required = true, .path = PathKind::kDir});
     v("tokenizer", tokenizer, {.path = PathKind::kFileOrDir});
+    v("byte_level_tokenizer", byte_level_tokenizer);
     v("device", device);
     v("dtype", dtype);
     v("gradient_checkpointing", gradient_checkpointing);
@@ -133,7 +135,7 @@ struct DataConfig {
 
   template <class V>
   void visit(V& v) {
-    v("train_files", train_files, {.required = true, .path = PathKind::kFile});
+    v("train_files", train_files, {.path = PathKind::kFile});  // torl train requires it
     v("eval_files", eval_files, {.path = PathKind::kFile});
     v("template", prompt_template);
     v("prompt_key", prompt_key);
@@ -308,6 +310,24 @@ struct TrainConfig {
   }
 };
 
+// `torl eval` and train.eval_every: how the eval sets are rolled out (greedy, one sample, like the paper).
+struct EvalConfig {
+  int samples = 1;               // samples per problem; accuracy is the mean over them
+  double temperature = 0.0;      // 0 = greedy
+  double top_p = 1.0;            // nucleus sampling; 1 = off
+  int max_problems = 0;          // first N problems of each eval set; 0 = all
+  Path output_dir;               // per-problem JSONL and the table; empty = run.output_dir/eval
+
+  template <class V>
+  void visit(V& v) {
+    v("samples", samples, {.min = 1});
+    v("temperature", temperature, {.min = 0});
+    v("top_p", top_p, {.min = 0, .max = 1, .min_open = true});
+    v("max_problems", max_problems, {.min = 0});
+    v("output_dir", output_dir);
+  }
+};
+
 struct TraceConfig {
   bool enabled = false;          // record actor messages and whole trajectories
   Path dir;                      // where traces go; empty = the run folder
@@ -330,6 +350,7 @@ struct Config {
   RewardConfig reward;
   AlgorithmConfig algorithm;
   TrainConfig train;
+  EvalConfig eval;
   TraceConfig trace;
 
   template <class V>
@@ -342,6 +363,7 @@ struct Config {
     v.section("reward", reward);
     v.section("algorithm", algorithm);
     v.section("train", train);
+    v.section("eval", eval);
     v.section("trace", trace);
   }
 };

@@ -52,12 +52,15 @@ std::optional<std::string> suggest_word(std::string_view word, const std::vector
 }
 
 std::optional<std::string> suggest_key(const std::string& key, const std::vector<std::string>& known) {
-  if (auto near = suggest_word(key, known)) return near;
-
+  // The same name in other sections first ("tool.temperature": rollout.temperature or eval.temperature),
+  // then a near spelling of the whole key, then of its last part.
   const std::string_view name = last_part(key);
+  std::string same_name;
   for (const auto& candidate : known) {
-    if (last_part(candidate) == name) return candidate;
+    if (last_part(candidate) == name) same_name += (same_name.empty() ? "" : " or ") + candidate;
   }
+  if (!same_name.empty()) return same_name;
+  if (auto near = suggest_word(key, known)) return near;
 
   std::optional<std::string> best;
   size_t best_distance = std::numeric_limits<size_t>::max();

@@ -73,15 +73,18 @@ class SandboxFusionClient : public CodeRunner {
   };
   struct Reply;  // one attempt's outcome
 
-  SandboxFusionClient(config::ToolConfig tool, HttpEndpoint endpoint, SandboxFusionClientOptions options);
+  SandboxFusionClient(config::ToolConfig tool, HttpEndpoint endpoint,
+                      std::vector<boost::asio::ip::tcp::endpoint> addresses, SandboxFusionClientOptions options);
   void start_next();
   boost::asio::awaitable<void> perform(Call call);
   boost::asio::awaitable<Reply> exchange(const std::string& body);
-  boost::asio::awaitable<Reply> exchange_on(boost::beast::tcp_stream& stream, const std::string& body);
+  // Writes the request and reads the answer into `reply`; true when the connection may be reused.
+  boost::asio::awaitable<bool> exchange_on(boost::beast::tcp_stream& stream, const std::string& body, Reply& reply);
   void shut_down();
 
   const config::ToolConfig tool_;
   const HttpEndpoint endpoint_;
+  const std::vector<boost::asio::ip::tcp::endpoint> addresses_;  // endpoint_.host, resolved at start
   const SandboxFusionClientOptions options_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
