@@ -124,4 +124,8 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // zeros for biases; no lm_head when tied), for benchmarks that need a model of a given shape.
 TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options);
 
+// The benchmarks' model: 4 layers, d=256, 4 heads / 2 kv heads, vocabulary 4096, random weights
+// (seed 0). Speed does not depend on the weights.
+Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype);
+
 }  // namespace torl::model

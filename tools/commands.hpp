@@ -33,6 +33,9 @@ int detokenize_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl generate --model DIR --prompt TEXT ... | generate bench ...
 int generate_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl eval CONFIG [--set ...] [--output DIR] | eval bench ...
+int eval_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

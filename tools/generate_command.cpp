@@ -46,27 +46,12 @@ Expected<torch::ScalarType> parse_dtype(const std::string& name) {
   return invalid_argument("--dtype must be float32, bfloat16 or float16 (got '" + name + "')");
 }
 
-// A Qwen2 with random weights of the benchmark's shape (the engine's speed does not depend on them).
-Expected<model::Qwen2Model> random_model(torch::Device device, torch::ScalarType dtype) {
-  model::Qwen2Config config;
-  config.vocab_size = 4096;
-  config.hidden_size = 256;
-  config.intermediate_size = 704;
-  config.num_hidden_layers = 4;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.max_position_embeddings = 4096;
-  torch::manual_seed(0);
-  const model::TensorMap tensors = model::random_weights(config, torch::kFloat32);
-  return model::Qwen2Model::from_tensors(config, tensors, "random model", device, dtype);
-}
-
 Expected<model::Qwen2Model> load_model(const Options& options) {
   auto device = model::resolve_device(options.device);
   if (!device) return device.status();
   auto dtype = parse_dtype(options.dtype);
   if (!dtype) return dtype.status();
-  if (options.random) return random_model(*device, *dtype);
+  if (options.random) return model::random_bench_model(*device, *dtype);
   return model::Qwen2Model::load(options.model, *device, *dtype);
 }
 

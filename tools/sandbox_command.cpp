@@ -1,5 +1,6 @@
-// torl sandbox exec|bench: run one snippet as the model's tool call would, or measure the pool against
-// a fresh interpreter per call under the same isolation.
+// torl sandbox exec|bench|serve: run one snippet as the model's tool call would, measure the pool
+// against a fresh interpreter per call (and against the HTTP path), or serve the pool over the
+// SandboxFusion HTTP API.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/asio.hpp"
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "common/stats.hpp"
@@ -17,6 +19,8 @@
 #include "sandbox/executor.hpp"
 #include "sandbox/fresh_interpreter.hpp"
 #include "sandbox/protocol.hpp"
+#include "sandbox/sandbox_fusion_client.hpp"
+#include "sandbox/sandbox_fusion_server.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
 
@@ -30,12 +34,16 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kUsage =
     "usage: torl sandbox exec  [--config FILE] [--set tool.KEY=VALUE]...   (code on stdin)\n"
     "       torl sandbox bench [--snippet trivial|numpy|sympy|mixed] [--calls N] [--concurrency N]\n"
-    "                          [--baseline-calls N] [--config FILE] [--set tool.KEY=VALUE]...\n"
+    "                          [--baseline-calls N] [--http | --url URL] [--config FILE] [--set tool.KEY=VALUE]...\n"
+    "       torl sandbox serve --listen HOST:PORT [--config FILE] [--set tool.KEY=VALUE]...\n"
     "\n"
     "exec runs the code on stdin in the sandbox and prints one JSON object: status, exit_code, signal,\n"
     "stdout, stderr, truncated, wall_ms, and observation (the text the model would see).\n"
     "bench measures executions/s and latency of the fork-server pool beside a fresh python3 process\n"
-    "per call under the same isolation, in one run.\n";
+    "per call under the same isolation, in one run; --http adds the HTTP path (the SandboxFusion client\n"
+    "against serve on a loopback port, in-process), --url measures a SandboxFusion server instead.\n"
+    "serve answers the SandboxFusion API (POST /run_code, GET /v1/ping) from the pool until SIGINT or\n"
+    "SIGTERM; port 0 picks a free port. The listening address is printed on stderr.\n";
 
 // A benchmark snippet and the stdout it must produce.
 struct Snippet {
@@ -116,8 +124,8 @@ struct BenchRun {
   }
 };
 
-// Keeps `concurrency` snippets in flight on the pool until `calls` have completed.
-BenchRun bench_pool(sandbox::Executor& executor, const std::vector<Snippet>& plan, int concurrency) {
+// Keeps `concurrency` snippets in flight on the runner until `calls` have completed.
+BenchRun bench_pool(sandbox::CodeRunner& executor, const std::vector<Snippet>& plan, int concurrency) {
   BenchRun run;
   std::mutex mutex;
   std::condition_variable finished;
@@ -182,13 +190,52 @@ std::string describe_isolation(const config::ToolConfig& tool) {
   return text;
 }
 
+// The SandboxFusion client for `url`, at least `concurrency` requests in flight.
+Expected<std::unique_ptr<sandbox::SandboxFusionClient>> start_http_client(config::ToolConfig tool, const std::string& url,
+                                                                          long concurrency) {
+  tool.backend = config::ToolBackend::kSandboxFusion;
+  tool.sandbox_fusion.url = url;
+  tool.sandbox_fusion.max_concurrency = std::max<int>(tool.sandbox_fusion.max_concurrency, static_cast<int>(concurrency));
+  return sandbox::SandboxFusionClient::start(tool);
+}
+
+void print_header(std::ostream& out) {
+  out << std::left << std::setw(20) << "" << std::right << std::setw(10) << "exec/s" << std::setw(10)
+      << "p50 ms" << std::setw(10) << "p90 ms" << std::setw(10) << "p99 ms" << std::setw(12) << "correct\n";
+}
+
+// bench --url: the same benchmark against a SandboxFusion server, through our client.
+int bench_url(const config::ToolConfig& tool, const std::string& url, const std::string& snippet_name,
+              const std::vector<Snippet>& plan, long concurrency, std::ostream& out, std::ostream& err) {
+  auto client = start_http_client(tool, url, concurrency);
+  if (!client) {
+    err << "torl sandbox bench: " << client.status().message() << "\n";
+    return kExitFailed;
+  }
+  const std::vector<Snippet> warm_up(plan.begin(), plan.begin() + static_cast<long>(std::min<size_t>(plan.size(), 20)));
+  bench_pool(**client, warm_up, static_cast<int>(concurrency));
+  err << "SandboxFusion " << url << ": " << plan.size() << " calls...\n";
+  const BenchRun http = bench_pool(**client, plan, static_cast<int>(concurrency));
+  out << "torl sandbox bench: snippet " << snippet_name << ", concurrency " << concurrency
+      << ", SandboxFusion server " << url << "\n\n";
+  print_header(out);
+  print_row(out, "SandboxFusion HTTP", http);
+  if (!http.first_wrong.empty()) err << "torl sandbox bench: wrong result: " << http.first_wrong << "\n";
+  return http.correct == static_cast<int>(http.latency_ms.size()) ? kExitOk : kExitFailed;
+}
+
 int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
-  std::string file, snippet_name = "trivial";
+  std::string file, snippet_name = "trivial", url;
   std::vector<std::string> sets;
   long calls = 2000, concurrency = -1, baseline_calls = -1;
+  bool http = false;
   ArgReader reader(args);
   while (!reader.done()) {
-    if (reader.value("--config", file) || reader.values("--set", sets) ||
+    if (reader.flag("--http")) {
+      http = true;
+      continue;
+    }
+    if (reader.value("--config", file) || reader.values("--set", sets) || reader.value("--url", url) ||
         reader.value("--snippet", snippet_name) || reader.integer("--calls", calls) ||
         reader.integer("--concurrency", concurrency) || reader.integer("--baseline-calls", baseline_calls)) {
       continue;
@@ -201,6 +248,7 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (reader.error().empty() && kinds.empty()) reader.fail("--snippet must be trivial, numpy, sympy or mixed");
   if (reader.error().empty() && calls < 1) reader.fail("--calls must be >= 1");
+  if (reader.error().empty() && http && !url.empty()) reader.fail("--http and --url exclude each other");
   if (!reader.error().empty()) {
     err << "torl sandbox bench: " << reader.error() << "\n" << kUsage;
     return kExitUsage;
@@ -218,6 +266,7 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
     for (long i = 0; i < count; ++i) plan.push_back(kinds[static_cast<size_t>(i) % kinds.size()]);
     return plan;
   };
+  if (!url.empty()) return bench_url(*tool, url, snippet_name, make_plan(calls), concurrency, out, err);
 
   err << "starting " << tool->workers << " sandbox workers...\n";
   const auto start = Clock::now();
@@ -231,6 +280,24 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
 
   err << "fork-server pool: " << calls << " calls...\n";
   const BenchRun pool = bench_pool(**executor, make_plan(calls), static_cast<int>(concurrency));
+
+  // The HTTP path: the SandboxFusion client -> serve on a loopback port -> the same pool.
+  BenchRun over_http;
+  if (http) {
+    auto server = sandbox::SandboxFusionServer::start("127.0.0.1:0", **executor);
+    if (!server) {
+      err << "torl sandbox bench: " << server.status().message() << "\n";
+      return kExitFailed;
+    }
+    auto client = start_http_client(*tool, "http://" + (*server)->address(), concurrency);
+    if (!client) {
+      err << "torl sandbox bench: " << client.status().message() << "\n";
+      return kExitFailed;
+    }
+    bench_pool(**client, make_plan(std::min<long>(calls, 20)), static_cast<int>(concurrency));  // warm-up
+    err << "HTTP via serve on " << (*server)->address() << ": " << calls << " calls...\n";
+    over_http = bench_pool(**client, make_plan(calls), static_cast<int>(concurrency));
+  }
   executor->reset();  // the baseline gets the machine to itself
 
   auto isolation = sandbox::Isolation::create(*tool);
@@ -245,9 +312,9 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   out << "torl sandbox bench: snippet " << snippet_name << ", concurrency " << concurrency << ", "
       << tool->workers << " workers (started in " << std::fixed << std::setprecision(2) << startup_s
       << " s), " << describe_isolation(*tool) << "\n\n";
-  out << std::left << std::setw(20) << "" << std::right << std::setw(10) << "exec/s" << std::setw(10)
-      << "p50 ms" << std::setw(10) << "p90 ms" << std::setw(10) << "p99 ms" << std::setw(12) << "correct\n";
+  print_header(out);
   print_row(out, "fork-server pool", pool);
+  if (http) print_row(out, "pool via HTTP serve", over_http);
   if (!fresh.latency_ms.empty()) {
     print_row(out, "fresh interpreter", fresh);
     const double pool_rate = static_cast<double>(pool.latency_ms.size()) / pool.seconds;
@@ -256,12 +323,66 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
         << "x; p50 latency ratio (fresh / pool): "
         << percentile(fresh.latency_ms, 0.5) / percentile(pool.latency_ms, 0.5) << "x\n";
   }
+  if (http) {
+    out << "HTTP cost over the in-process pool: p50 " << std::showpos << std::setprecision(2)
+        << percentile(over_http.latency_ms, 0.5) - percentile(pool.latency_ms, 0.5) << " ms, p99 "
+        << percentile(over_http.latency_ms, 0.99) - percentile(pool.latency_ms, 0.99) << std::noshowpos << " ms\n";
+  }
   const bool all_correct = pool.correct == static_cast<int>(pool.latency_ms.size()) &&
-                           fresh.correct == static_cast<int>(fresh.latency_ms.size());
-  for (const auto* run : {&pool, &fresh}) {
+                           fresh.correct == static_cast<int>(fresh.latency_ms.size()) &&
+                           over_http.correct == static_cast<int>(over_http.latency_ms.size());
+  const BenchRun* runs[] = {&pool, &over_http, &fresh};
+  for (const BenchRun* run : runs) {
     if (!run->first_wrong.empty()) err << "torl sandbox bench: wrong result: " << run->first_wrong << "\n";
   }
   return all_correct ? kExitOk : kExitFailed;
+}
+
+// serve: the pool behind the SandboxFusion HTTP API until SIGINT or SIGTERM.
+int serve_command(const Args& args, std::ostream& err) {
+  std::string file, listen;
+  std::vector<std::string> sets;
+  ArgReader reader(args);
+  while (!reader.done()) {
+    if (reader.value("--listen", listen) || reader.value("--config", file) || reader.values("--set", sets)) continue;
+    reader.fail("unexpected argument '" + reader.peek() + "'");
+  }
+  if (reader.error().empty() && listen.empty()) reader.fail("--listen HOST:PORT is required (port 0 picks a free one)");
+  if (!reader.error().empty()) {
+    err << "torl sandbox serve: " << reader.error() << "\n" << kUsage;
+    return kExitUsage;
+  }
+  auto tool = load_tool_config(file, sets);
+  if (!tool) {
+    err << "torl sandbox serve: " << tool.status().message() << "\n";
+    return kExitUsage;
+  }
+  // Signals are caught from here on, so a stop that arrives while the workers start is not lost.
+  boost::asio::io_context signal_io;
+  boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
+  int stop_signal = 0;
+  signals.async_wait([&stop_signal](boost::system::error_code ec, int signal) {
+    if (!ec) stop_signal = signal;
+  });
+
+  err << "starting " << tool->workers << " sandbox workers...\n";
+  auto executor = sandbox::Executor::start(*tool);
+  if (!executor) {
+    err << "torl sandbox serve: " << executor.status().message() << "\n";
+    return kExitFailed;
+  }
+  auto server = sandbox::SandboxFusionServer::start(listen, **executor);
+  if (!server) {
+    err << "torl sandbox serve: " << server.status().message() << "\n";
+    return kExitFailed;
+  }
+  err << "torl sandbox serve: listening on http://" << (*server)->address() << " (" << tool->workers
+      << " workers, " << describe_isolation(*tool) << "); POST /run_code, GET /v1/ping" << std::endl;
+  signal_io.run();
+  err << "torl sandbox serve: signal " << stop_signal << ", shutting down" << std::endl;
+  server->reset();    // stops accepting and waits for the snippets it handed to the pool
+  executor->reset();
+  return kExitOk;
 }
 
 }  // namespace
@@ -274,10 +395,7 @@ int sandbox_command(const Args& args, std::ostream& out, std::ostream& err) {
   const Args rest(args.begin() + 1, args.end());
   if (args[0] == "exec") return exec_command(rest, out, err);
   if (args[0] == "bench") return bench_command(rest, out, err);
-  if (args[0] == "serve") {
-    err << "torl sandbox serve: not built yet (issue #11)\n";
-    return kExitUsage;
-  }
+  if (args[0] == "serve") return serve_command(rest, err);
   err << "torl sandbox: unknown action '" << args[0] << "'\n" << kUsage;
   return kExitUsage;
 }

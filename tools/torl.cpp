@@ -23,11 +23,11 @@ struct Command {
 
 constexpr std::array kCommands = {
     Command{"train", nullptr, "GRPO training with tool-integrated rollouts", "#8"},
-    Command{"eval", nullptr, "tool-integrated rollouts and scores on eval sets", "#7"},
+    Command{"eval", eval_command, "tool-integrated rollouts and scores on eval sets (and bench: the pipeline)", ""},
     Command{"sweep", nullptr, "a grid of runs with one summary table", "#10"},
     Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
     Command{"config", config_command, "validate a config and print it resolved", ""},
-    Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench)", ""},
+    Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench), serve it over HTTP (serve)", ""},
     Command{"grade", grade_command, "check answers against gold answers (and bench)", ""},
     Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)", ""},
     Command{"detokenize", detokenize_command, "token ids to text", ""},

@@ -1,0 +1,85 @@
+#include "actors/pipeline.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include "actors/driver_actor.hpp"
+#include "actors/generator_actor.hpp"
+#include "actors/interceptor_actor.hpp"
+#include "actors/reward_actor.hpp"
+#include "actors/sandbox_actor.hpp"
+
+namespace torl::actors {
+
+std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool, int generators) {
+  const int parallel = tool.backend == config::ToolBackend::kLocal ? tool.workers : tool.sandbox_fusion.max_concurrency;
+  const int64_t ahead = (static_cast<int64_t>(tool.max_pending) * generators + parallel - 1) / parallel;
+  return std::chrono::milliseconds((ahead + 1) * tool.timeout_ms + 5000);
+}
+
+Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::function<void(Trajectory)> on_finished) {
+  const int generators = static_cast<int>(setup.models.size());
+  const ToolRules rules{setup.tool.max_calls, setup.tool.feedback, setup.rollout.max_response_tokens};
+
+  // driver: holds the jobs; sandbox: the code runner; reward: scoring
+  driver_ = system.spawn(driver_actor, DriverSetup{std::move(on_finished), setup.trace});
+  sandbox_ = system.spawn(sandbox_actor, SandboxSetup{setup.runner, setup.trace});
+  RewardSetup reward{setup.reward, &setup.metrics->clock(), setup.trace};
+  reward_ = setup.detached ? system.spawn<caf::detached>(reward_actor, reward) : system.spawn(reward_actor, reward);
+
+  // interceptor: the tool protocol between the generators, the sandbox and the reward
+  InterceptorSetup interceptor{rules, setup.tokenizer, sandbox_, reward_, driver_,
+                               sandbox_request_timeout(setup.tool, generators), std::chrono::milliseconds(60000),
+                               setup.metrics, setup.trace};
+  interceptor_ = system.spawn(interceptor_actor, std::move(interceptor));
+
+  // generators: one per model, each asking the driver for work as soon as it exists
+  const ToolLoop loop(rules, *setup.tokenizer);
+  for (int g = 0; g < generators; ++g) {
+    GeneratorSetup generator{g, setup.models[static_cast<size_t>(g)], setup.tokenizer, setup.eos_ids,
+                             loop.initial_stop_strings(), setup.rollout.mode, setup.tool.max_pending,
+                             setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace};
+    generators_.push_back(setup.detached ? system.spawn<caf::detached>(generator_actor, std::move(generator))
+                                         : system.spawn(generator_actor, std::move(generator)));
+  }
+}
+
+Pipeline::~Pipeline() {
+  for (const auto& generator : generators_) caf::anon_send_exit(generator, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(interceptor_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(reward_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sandbox_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(driver_, caf::exit_reason::user_shutdown);
+}
+
+void Pipeline::submit(std::vector<RolloutJob> jobs) { caf::anon_send(driver_, jobs_atom::value, std::move(jobs)); }
+
+std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<RolloutJob> jobs,
+                                     const std::function<void(const Trajectory&)>& progress) {
+  caf::actor_system_config config;
+  config.set("logger.verbosity", caf::atom("quiet"));
+  config.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system system(config);
+
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::vector<Trajectory> finished;
+  const size_t expected = jobs.size();
+  {
+    Pipeline pipeline(system, setup, [&](Trajectory trajectory) {
+      if (progress) progress(trajectory);
+      std::lock_guard lock(mutex);
+      finished.push_back(std::move(trajectory));
+      if (finished.size() == expected) all_done.notify_all();
+    });
+    pipeline.submit(std::move(jobs));
+    std::unique_lock lock(mutex);
+    all_done.wait(lock, [&] { return finished.size() == expected; });
+  }
+  setup.metrics->stop();
+  std::sort(finished.begin(), finished.end(), [](const Trajectory& a, const Trajectory& b) { return a.id() < b.id(); });
+  return finished;
+}
+
+}  // namespace torl::actors

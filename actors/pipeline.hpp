@@ -1,0 +1,70 @@
+// The rollout pipeline of DESIGN.md §1: one driver, one generator per model, one interceptor, one
+// sandbox and one reward actor, wired so that decoding continues while code runs. Pipeline spawns
+// them on a caller's actor system (tests pass one with CAF's deterministic scheduler);
+// run_rollouts() is the blocking entry point for commands: jobs in, scored trajectories out.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/metrics.hpp"
+#include "actors/trace.hpp"
+#include "config/config.hpp"
+#include "model/generation_engine.hpp"
+#include "sandbox/code_runner.hpp"
+
+namespace torl::actors {
+
+// What a pipeline runs on. Pointers are borrowed and must outlive the pipeline.
+struct PipelineSetup {
+  config::RolloutConfig rollout;
+  config::ToolConfig tool;
+  config::RewardConfig reward;
+  const model::Tokenizer* tokenizer = nullptr;
+  std::vector<model::CausalLm*> models;  // one generator each; each used only on its generator's thread
+  std::vector<int64_t> eos_ids;
+  sandbox::CodeRunner* runner = nullptr;
+  PipelineMetrics* metrics = nullptr;    // sized for models.size() generators
+  TraceRecorder* trace = nullptr;        // may be null
+  bool detached = true;                  // generators and reward on their own threads (off under the test scheduler)
+};
+
+// How long the interceptor waits for one execution: every call that may be queued ahead of it, plus
+// its own run, plus a margin. Past it the call ends as a sandbox_error observation.
+std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool, int generators);
+
+class Pipeline {
+ public:
+  // Spawns the actors. `on_finished` hears every finished trajectory, scored or with its error, on
+  // the driver's thread; it must not block.
+  Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::function<void(Trajectory)> on_finished);
+  // Tells every actor to exit (work in flight is dropped; its trajectories are not reported).
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Queues more jobs; generators take them as they have room. Any thread.
+  void submit(std::vector<RolloutJob> jobs);
+
+  const DriverApi& driver() const { return driver_; }
+  const InterceptorApi& interceptor() const { return interceptor_; }
+  const std::vector<GeneratorApi>& generators() const { return generators_; }
+
+ private:
+  DriverApi driver_;
+  SandboxApi sandbox_;
+  RewardApi reward_;
+  InterceptorApi interceptor_;
+  std::vector<GeneratorApi> generators_;
+};
+
+// Runs `jobs` to the end on a fresh actor system and returns their trajectories in job order.
+// `progress` (may be empty) hears each finished trajectory, on the driver's thread.
+std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<RolloutJob> jobs,
+                                     const std::function<void(const Trajectory&)>& progress = {});
+
+}  // namespace torl::actors

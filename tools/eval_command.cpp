@@ -1,0 +1,394 @@
+// torl eval CONFIG: tool-integrated rollouts on the configured eval sets through the actor pipeline,
+// per-trajectory results as JSONL, a table per data set. torl eval bench: the pipeline's throughput
+// with an injected sandbox latency, async beside rounds, at several C, in one run.
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <random>
+
+#include "actors/dataset.hpp"
+#include "actors/pipeline.hpp"
+#include "common/asio.hpp"
+#include "config/load.hpp"
+#include "model/device.hpp"
+#include "model/qwen2_causal_lm.hpp"
+#include "model/scripted_lm.hpp"
+#include "sandbox/code_runner.hpp"
+#include "tools/arg_reader.hpp"
+#include "tools/commands.hpp"
+
+namespace torl::tools {
+namespace {
+
+using actors::Trajectory;
+
+constexpr std::string_view kUsage =
+    "usage: torl eval CONFIG [--set KEY=VALUE]... [--output DIR]\n"
+    "       torl eval bench [--trajectories N] [--batch B] [--latency-ms LO-HI] [--config FILE] [--set ...]\n"
+    "\n"
+    "eval rolls out every problem of data.eval_files (eval.samples each; greedy unless eval.temperature > 0)\n"
+    "with the tool loop of tool.*, scores the answers, writes DIR/<data set>.jsonl (one line per sample)\n"
+    "and DIR/summary.json, and prints a table per data set. DIR is --output, eval.output_dir, or\n"
+    "run.output_dir/run.name/eval. With trace.enabled the trace goes to trace.dir (default DIR/../trace).\n"
+    "bench runs a random 4-layer model that writes the same 4 code blocks in every trajectory, with the\n"
+    "real sandbox behind an extra random delay of LO-HI ms (default 50-500), and prints trajectories/s\n"
+    "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4.\n";
+
+int usage_error(std::ostream& err, const std::string& message) {
+  err << "torl eval: " << message << "\n" << kUsage;
+  return kExitUsage;
+}
+
+// ---- shared by eval and bench ----
+
+// A progress line on stderr, redrawn at most every 200 ms, and once at the end.
+class Progress {
+ public:
+  Progress(std::ostream& err, size_t total) : err_(err), total_(total) {}
+  void finished(const Trajectory& t) {
+    ++done_;
+    if (t.score && t.score->outcome == rewards::Outcome::kCorrect) ++correct_;
+    const double now = clock_.now_ms();
+    if (done_ < total_ && now - drawn_ms_ < 200) return;
+    drawn_ms_ = now;
+    const double rate = static_cast<double>(done_) / (now / 1000.0);
+    const size_t width = 30, filled = total_ ? width * done_ / total_ : width;
+    err_ << "\r[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done_ << "/" << total_
+         << "  accuracy " << std::fixed << std::setprecision(3) << static_cast<double>(correct_) / static_cast<double>(done_)
+         << "  " << std::setprecision(2) << rate << " traj/s  ETA "
+         << std::setprecision(0) << (rate > 0 ? static_cast<double>(total_ - done_) / rate : 0) << " s   "
+         << (done_ == total_ ? "\n" : "") << std::flush;
+  }
+
+ private:
+  std::ostream& err_;
+  size_t total_, done_ = 0, correct_ = 0;
+  actors::RunClock clock_;
+  double drawn_ms_ = -1e9;
+};
+
+Expected<config::Config> load(const std::string& file, const std::vector<std::string>& sets) {
+  config::LoadOptions options;
+  options.overrides = sets;
+  return config::load_config_or_error(file, options);
+}
+
+// ---- eval ----
+
+struct DatasetRow {
+  std::string name;
+  int64_t problems = 0, samples = 0, correct = 0, answered_with_tool = 0, tool_calls = 0, tool_errors = 0,
+          response_tokens = 0, skipped = 0;
+};
+
+Json result_line(const Trajectory& t) {
+  const bool correct = t.score && t.score->outcome == rewards::Outcome::kCorrect;
+  return {{"id", t.job.id},
+          {"problem", t.job.problem},
+          {"problem_id", t.job.problem_id},
+          {"sample", t.job.sample},
+          {"gold", t.job.gold_answer},
+          {"answer", t.score && t.score->answer ? Json(*t.score->answer) : Json(nullptr)},
+          {"outcome", t.score ? rewards::outcome_name(t.score->outcome) : "not_scored"},
+          {"correct", correct},
+          {"reward", t.score ? Json(t.score->reward) : Json(nullptr)},
+          {"tool_calls", t.tool_calls.size()},
+          {"tool_errors", t.tool_errors()},
+          {"void_calls", t.void_calls},
+          {"response_tokens", t.response.size()},
+          {"finish", actors::finish_reason_name(t.finish)},
+          {"error", t.error},
+          {"text", t.text}};
+}
+
+void print_table(const std::vector<DatasetRow>& rows, std::ostream& out) {
+  out << "| data set | problems | samples | accuracy | tool calls / answer | tool error rate | response tokens |\n"
+      << "|---|---|---|---|---|---|---|\n";
+  for (const DatasetRow& r : rows) {
+    const double n = std::max<double>(1, static_cast<double>(r.samples));
+    out << "| " << r.name << " | " << r.problems << (r.skipped ? " (+" + std::to_string(r.skipped) + " too long)" : "")
+        << " | " << r.samples << " | " << std::fixed << std::setprecision(3) << r.correct / n << " | "
+        << std::setprecision(2) << r.tool_calls / n << " | " << std::setprecision(3)
+        << (r.tool_calls ? static_cast<double>(r.tool_errors) / static_cast<double>(r.tool_calls) : 0.0) << " | "
+        << std::setprecision(1) << r.response_tokens / n << " |\n";
+  }
+}
+
+int eval(const std::string& file, const std::vector<std::string>& sets, std::string output, std::ostream& out,
+         std::ostream& err) {
+  auto loaded = load(file, sets);
+  if (!loaded) return err << "torl eval: " << loaded.status().message() << "\n", kExitUsage;
+  const config::Config& config = *loaded;
+  if (config.data.eval_files.empty()) {
+    return err << "torl eval: " << file << ": data.eval_files is empty: nothing to evaluate\n", kExitUsage;
+  }
+  const std::filesystem::path run_dir = std::filesystem::path(config.run.output_dir) / config.run.name;
+  const std::filesystem::path out_dir = !output.empty() ? std::filesystem::path(output)
+                                        : !config.eval.output_dir.empty() ? std::filesystem::path(config.eval.output_dir)
+                                                                          : run_dir / "eval";
+
+  // ---- tokenizer and model ----
+  Expected<model::Tokenizer> tokenizer = model::Tokenizer::byte_level({});
+  if (!config.model.byte_level_tokenizer) {
+    tokenizer = model::Tokenizer::load(config.model.tokenizer.empty() ? config.model.path : config.model.tokenizer);
+    if (!tokenizer) return err << "torl eval: model.tokenizer: " << tokenizer.status().message() << "\n", kExitFailed;
+  }
+  auto device = model::resolve_device(config.model.device);
+  if (!device) return err << "torl eval: model.device: " << device.status().message() << "\n", kExitUsage;
+  auto qwen = model::Qwen2Model::load(config.model.path, *device, model::scalar_type(config.model.dtype));
+  if (!qwen) return err << "torl eval: " << qwen.status().message() << "\n", kExitFailed;
+
+  // ---- jobs: every problem of every eval set, eval.samples times ----
+  std::vector<actors::RolloutJob> jobs;
+  std::vector<DatasetRow> rows;
+  for (const auto& path : config.data.eval_files) {
+    auto problems = actors::load_problems(path, config.data, config.eval.max_problems);
+    if (!problems) return err << "torl eval: " << problems.status().message() << "\n", kExitUsage;
+    DatasetRow row;
+    row.name = std::filesystem::path(path).stem().string();
+    for (const actors::Problem& problem : *problems) {
+      const auto prompt = tokenizer->encode(actors::format_prompt(config.data.prompt_template, problem.problem));
+      if (static_cast<int64_t>(prompt.size()) > config.data.max_prompt_tokens) {
+        ++row.skipped;
+        continue;
+      }
+      ++row.problems;
+      for (int sample = 0; sample < config.eval.samples; ++sample) {
+        actors::RolloutJob job;
+        job.id = static_cast<int64_t>(jobs.size());
+        job.dataset = row.name;
+        job.problem = problem.index;
+        job.problem_id = problem.id;
+        job.sample = sample;
+        job.seed = static_cast<uint64_t>(config.run.seed) * 1000003ULL + static_cast<uint64_t>(job.id);
+        job.prompt = prompt;
+        job.gold_answer = problem.answer;
+        job.sampling = {config.eval.temperature, config.eval.top_p, 0};
+        jobs.push_back(std::move(job));
+      }
+    }
+    if (row.skipped) {
+      err << "torl eval: " << row.name << ": " << row.skipped << " problems longer than data.max_prompt_tokens ("
+          << config.data.max_prompt_tokens << ") skipped\n";
+    }
+    rows.push_back(row);
+  }
+
+  // ---- the pipeline: generators over the model, the configured sandbox, the trace ----
+  auto runner = sandbox::start_code_runner(config.tool);
+  if (!runner) return err << "torl eval: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
+  const int64_t cache_length = config.data.max_prompt_tokens + config.rollout.max_response_tokens + 1;
+  std::vector<std::unique_ptr<model::Qwen2CausalLm>> lms;
+  actors::PipelineMetrics metrics(config.rollout.generators);
+  actors::PipelineSetup setup;
+  setup.rollout = config.rollout;
+  setup.tool = config.tool;
+  setup.reward = config.reward;
+  setup.tokenizer = &*tokenizer;
+  for (int g = 0; g < config.rollout.generators; ++g) {
+    lms.push_back(std::make_unique<model::Qwen2CausalLm>(*qwen, config.rollout.max_batch, cache_length));
+    setup.models.push_back(lms.back().get());
+  }
+  if (qwen->config().eos_token_id >= 0) setup.eos_ids = {qwen->config().eos_token_id};
+  setup.runner = runner->get();
+  setup.metrics = &metrics;
+  std::unique_ptr<actors::TraceRecorder> trace;
+  if (config.trace.enabled) {
+    const std::filesystem::path dir = config.trace.dir.empty() ? out_dir.parent_path() / "trace" : std::filesystem::path(config.trace.dir);
+    auto opened = actors::TraceRecorder::open(dir, config.trace.trajectories, metrics.clock());
+    if (!opened) return err << "torl eval: " << opened.status().message() << "\n", kExitFailed;
+    trace = std::move(*opened);
+    setup.trace = trace.get();
+  }
+  std::error_code made;
+  std::filesystem::create_directories(out_dir, made);
+  if (made) return err << "torl eval: cannot create '" << out_dir.string() << "': " << made.message() << "\n", kExitFailed;
+
+  err << "torl eval: " << jobs.size() << " rollouts (" << config.eval.samples << " per problem) on "
+      << rows.size() << " data sets, C = " << config.tool.max_calls << ", " << config.rollout.generators
+      << " generator(s) x " << config.rollout.max_batch << " slots\n";
+  Progress progress(err, jobs.size());
+  const std::vector<Trajectory> trajectories =
+      actors::run_rollouts(setup, std::move(jobs), [&](const Trajectory& t) { progress.finished(t); });
+  if (trace) {
+    if (Status closed = trace->close(); !closed.ok()) err << "torl eval: " << closed.message() << "\n";
+  }
+
+  // ---- results: JSONL per data set, the table, the summary ----
+  std::map<std::string, std::ofstream> files;
+  for (const Trajectory& t : trajectories) {
+    auto row = std::find_if(rows.begin(), rows.end(), [&](const DatasetRow& r) { return r.name == t.job.dataset; });
+    ++row->samples;
+    row->correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
+    row->tool_calls += static_cast<int64_t>(t.tool_calls.size());
+    row->tool_errors += t.tool_errors();
+    row->response_tokens += static_cast<int64_t>(t.response.size());
+    auto& stream = files[t.job.dataset];
+    if (!stream.is_open()) stream.open(out_dir / (t.job.dataset + ".jsonl"));
+    stream << to_jsonl_line(result_line(t)) << '\n';
+  }
+  for (auto& [name, stream] : files) {
+    stream.flush();
+    if (!stream) return err << "torl eval: writing " << (out_dir / (name + ".jsonl")).string() << " failed\n", kExitFailed;
+  }
+  const actors::MetricsSnapshot snapshot = metrics.snapshot();
+  Json summary = {{"metrics", snapshot.to_json()}, {"datasets", Json::array()}};
+  for (const DatasetRow& r : rows) {
+    const double n = std::max<double>(1, static_cast<double>(r.samples));
+    summary["datasets"].push_back({{"name", r.name}, {"problems", r.problems}, {"samples", r.samples},
+                                   {"accuracy", r.correct / n}, {"tool_calls_per_answer", r.tool_calls / n},
+                                   {"tool_error_rate", r.tool_calls ? double(r.tool_errors) / double(r.tool_calls) : 0.0},
+                                   {"response_tokens", r.response_tokens / n}, {"skipped", r.skipped}});
+  }
+  std::ofstream(out_dir / "summary.json") << summary.dump(2) << '\n';
+  print_table(rows, out);
+  err << "torl eval: " << std::fixed << std::setprecision(1) << snapshot.elapsed_s << " s, "
+      << snapshot.tokens_per_s << " tokens/s, generator busy " << std::setprecision(2)
+      << snapshot.generator_busy_fraction << ", tool p50/p99 " << std::setprecision(1) << snapshot.tool_latency_p50_ms
+      << "/" << snapshot.tool_latency_p99_ms << " ms; results in " << out_dir.string() << "\n";
+  return kExitOk;
+}
+
+// ---- bench ----
+
+// The real sandbox behind an extra random delay: what a slow cluster or heavy code looks like.
+class DelayedRunner : public sandbox::CodeRunner {
+ public:
+  DelayedRunner(sandbox::CodeRunner& inner, int low_ms, int high_ms)
+      : inner_(inner), delay_(low_ms, high_ms), work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  ~DelayedRunner() override {
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  void submit(std::string code, Done done) override {
+    boost::asio::post(io_, [this, code = std::move(code), done = std::move(done)]() mutable {
+      auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(delay_(random_)));
+      timer->async_wait([this, timer, code = std::move(code), done = std::move(done)](const boost::system::error_code&) mutable {
+        inner_.submit(std::move(code), std::move(done));
+      });
+    });
+  }
+
+ private:
+  sandbox::CodeRunner& inner_;
+  std::mt19937 random_{7};  // used on the io thread only
+  std::uniform_int_distribution<int> delay_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+int bench(const std::string& file, const std::vector<std::string>& sets, int64_t trajectories, int64_t batch,
+          const std::string& latency, std::ostream& out, std::ostream& err) {
+  config::Config config;
+  if (!file.empty() || !sets.empty()) {
+    auto loaded = load(file, sets);
+    if (!loaded) return err << "torl eval bench: " << loaded.status().message() << "\n", kExitUsage;
+    config = *loaded;
+  }
+  int low = 50, high = 500;
+  if (std::sscanf(latency.c_str(), "%d-%d", &low, &high) != 2 || low < 0 || high < low) {
+    return usage_error(err, "--latency-ms must be LO-HI in milliseconds (got '" + latency + "')");
+  }
+  const model::Tokenizer tokenizer = model::Tokenizer::byte_level({"<eos>"});
+  const int64_t eos = 256;
+  auto qwen = model::random_bench_model(torch::kCPU, torch::kFloat32);
+  if (!qwen) return err << "torl eval bench: " << qwen.status().message() << "\n", kExitFailed;
+  auto pool = sandbox::start_code_runner(config.tool);
+  if (!pool) return err << "torl eval bench: starting the sandbox: " << pool.status().message() << "\n", kExitFailed;
+  DelayedRunner delayed(**pool, low, high);
+
+  // Every trajectory writes the same text: four code blocks, then an answer. At C = 0 nothing runs.
+  std::string script;
+  for (int k = 1; k <= 4; ++k) {
+    script += "Step " + std::to_string(k) + ": compute it.\n```python\nprint(" + std::to_string(k) + " * 7)\n```\n```output";
+  }
+  script += " So the answer is \\boxed{42}.";
+  const auto script_ids = tokenizer.encode(script);
+  const std::vector<int64_t> scripted(script_ids.begin(), script_ids.end());
+  const auto prompt = tokenizer.encode(actors::format_prompt(config::PromptTemplate::kTorl, "What is 6 * 7?"));
+  const int64_t cache_length = static_cast<int64_t>(prompt.size() + scripted.size()) + 4 * 32 + 8;
+
+  err << "torl eval bench: " << trajectories << " trajectories of " << scripted.size() << " generated tokens, "
+      << batch << " slots, sandbox delay " << low << "-" << high << " ms + the real pool (" << config.tool.workers
+      << " workers)\n";
+  out << "| mode | C | trajectories/s | generator busy | tokens/s | tool calls | tool p50 / p99 ms | vs C=0 |\n"
+      << "|---|---|---|---|---|---|---|---|\n";
+  for (const auto mode : {config::RolloutMode::kAsync, config::RolloutMode::kRounds}) {
+    double baseline = 0;
+    for (const int calls : {0, 1, 4}) {
+      model::Qwen2CausalLm lm(*qwen, batch, cache_length);
+      model::ScriptedLm scripted_lm(lm, {}, scripted, eos);
+      actors::PipelineMetrics metrics(1);
+      actors::PipelineSetup setup;
+      setup.rollout = config.rollout;
+      setup.rollout.mode = mode;
+      setup.rollout.max_response_tokens = static_cast<int>(cache_length - static_cast<int64_t>(prompt.size()) - 1);
+      setup.tool = config.tool;
+      setup.tool.max_calls = calls;
+      setup.reward = config.reward;
+      setup.tokenizer = &tokenizer;
+      setup.models = {&scripted_lm};
+      setup.eos_ids = {eos};
+      setup.runner = &delayed;
+      setup.metrics = &metrics;
+      std::vector<actors::RolloutJob> jobs(static_cast<size_t>(trajectories));
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        jobs[i].id = static_cast<int64_t>(i);
+        jobs[i].prompt = prompt;
+        jobs[i].gold_answer = "42";
+        jobs[i].sampling.temperature = 0;
+      }
+      const auto results = actors::run_rollouts(setup, std::move(jobs));
+      int64_t correct = 0;
+      for (const auto& t : results) correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
+      const actors::MetricsSnapshot s = metrics.snapshot();
+      if (calls == 0) baseline = s.trajectories_per_s;
+      out << "| " << (mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << calls << " | " << std::fixed
+          << std::setprecision(2) << s.trajectories_per_s << " | " << s.generator_busy_fraction << " | "
+          << std::setprecision(0) << s.tokens_per_s << " | " << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
+          << s.tool_latency_p99_ms << " | " << std::setprecision(2)
+          << (baseline > 0 ? s.trajectories_per_s / baseline : 0) << " |" << std::endl;
+      if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
+  const bool is_bench = !args.empty() && args[0] == "bench";
+  const Args rest(args.begin() + (is_bench ? 1 : 0), args.end());
+  std::string file, output, latency = "50-500";
+  std::vector<std::string> sets;
+  int64_t trajectories = 64, batch = 16;
+  ArgReader reader(rest);
+  while (!reader.done()) {
+    if (reader.flag("--help") || reader.flag("-h")) {
+      out << kUsage;
+      return kExitOk;
+    }
+    if (reader.values("--set", sets) || reader.value("--output", output) || reader.value("--config", file) ||
+        reader.value("--latency-ms", latency) || reader.integer("--trajectories", trajectories) ||
+        reader.integer("--batch", batch)) {
+      continue;
+    }
+    if (!is_bench && file.empty() && reader.peek().rfind("--", 0) != 0) {
+      file = reader.positional();
+      continue;
+    }
+    reader.fail("unexpected argument '" + reader.peek() + "'");
+  }
+  if (!reader.error().empty()) return usage_error(err, reader.error());
+  if (is_bench) {
+    if (trajectories < 1 || batch < 1) return usage_error(err, "--trajectories and --batch must be >= 1");
+    return bench(file, sets, trajectories, batch, latency, out, err);
+  }
+  if (file.empty()) return usage_error(err, "missing CONFIG");
+  return eval(file, sets, output, out, err);
+}
+
+}  // namespace torl::tools
