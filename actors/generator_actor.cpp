@@ -1,5 +1,7 @@
 #include "actors/generator_actor.hpp"
 
+#include <algorithm>
+
 namespace torl::actors {
 namespace {
 
@@ -7,6 +9,10 @@ using Self = GeneratorApi::stateful_pointer<GeneratorState>;
 
 bool rounds(const GeneratorState& s) { return s.setup.mode == config::RolloutMode::kRounds; }
 int64_t live(const GeneratorState& s) { return s.setup.model->max_slots() - s.engine->free_slots(); }
+// New prompts that may start now: a free slot and a place in the decode batch each.
+int64_t room(const GeneratorState& s) {
+  return std::min(s.engine->free_slots(), s.setup.max_running - s.engine->running());
+}
 void hand_over(Self self);
 
 void send_segment(Self self, Segment segment) {
@@ -36,7 +42,9 @@ void ask_for_work(Self self) {
   if (rounds(s)) {
     if (live(s) == 0 && s.queued.empty() && s.credit_out == 0) want = s.setup.model->max_slots();
   } else if (static_cast<int64_t>(s.paused.size()) < s.setup.max_pending) {
-    want = s.engine->free_slots() - static_cast<int64_t>(s.queued.size()) - s.credit_out;
+    // a batch's worth of jobs waits here beyond the free room, so that a freed slot is refilled at
+    // once instead of after a round trip to the driver (which leaves the decode batch short)
+    want = room(s) + s.setup.max_running - static_cast<int64_t>(s.queued.size()) - s.credit_out;
   }
   if (want <= 0) return;
   s.credit_out += want;
@@ -47,7 +55,7 @@ void ask_for_work(Self self) {
 void admit(Self self) {
   GeneratorState& s = self->state;
   if (rounds(s) && live(s) > 0) return;
-  while (!s.queued.empty() && s.engine->free_slots() > 0 &&
+  while (!s.queued.empty() && room(s) > 0 &&
          (rounds(s) || static_cast<int64_t>(s.paused.size()) < s.setup.max_pending)) {
     RolloutJob job = std::move(s.queued.front());
     s.queued.pop_front();
@@ -119,6 +127,8 @@ void step(Self self) {
   s.setup.metrics->on_step(s.setup.index, s.setup.metrics->clock().now_ms() - start, sampled);
   if (s.setup.trace) s.setup.trace->busy(s.label, "decode step", start);
   hand_over(self);
+  admit(self);  // a paused sequence left its place in the decode batch
+  ask_for_work(self);
   schedule_step(self);
 }
 

@@ -2,7 +2,10 @@
 // Each step is one message to itself, so jobs, resumes and releases are handled between steps.
 // Spawned detached in real runs: a step blocks for the length of a forward pass.
 //
-// Backpressure (rollout.mode: async): a sequence that stops is paused until the interceptor resumes
+// Continuous batching (rollout.mode: async): at most rollout.max_batch sequences decode at once; the
+// model may have more slots (generator_slots), so a sequence paused at a tool call keeps its KV rows
+// while a new prompt takes its place in the decode batch.
+// Backpressure: a sequence that stops is paused until the interceptor resumes
 // or releases it; at most tool.max_pending paused sequences are with the interceptor at a time (the
 // others wait here), and while max_pending are paused no new prompt is admitted. In
 // rollout.mode: rounds it reproduces ToRL's loop: admit a whole batch, decode until every sequence
@@ -31,6 +34,7 @@ struct GeneratorSetup {
   std::vector<int64_t> eos_ids;
   std::vector<std::string> stop_strings;  // what a new trajectory starts with
   config::RolloutMode mode = config::RolloutMode::kAsync;
+  int64_t max_running = 64;              // rollout.max_batch: sequences decoding at once
   int max_pending = 64;                  // tool.max_pending
   int64_t max_response_tokens = 3072;
   DriverApi driver;

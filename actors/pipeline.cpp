@@ -12,6 +12,11 @@
 
 namespace torl::actors {
 
+int64_t generator_slots(const config::RolloutConfig& rollout, const config::ToolConfig& tool) {
+  const bool pauses = rollout.mode == config::RolloutMode::kAsync && tool.max_calls > 0;
+  return rollout.max_batch + (pauses ? std::min(tool.max_pending, rollout.max_batch) : 0);
+}
+
 std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool, int generators) {
   const int parallel = tool.backend == config::ToolBackend::kLocal ? tool.workers : tool.sandbox_fusion.max_concurrency;
   const int64_t ahead = (static_cast<int64_t>(tool.max_pending) * generators + parallel - 1) / parallel;
@@ -38,7 +43,8 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
   const ToolLoop loop(rules, *setup.tokenizer);
   for (int g = 0; g < generators; ++g) {
     GeneratorSetup generator{g, setup.models[static_cast<size_t>(g)], setup.tokenizer, setup.eos_ids,
-                             loop.initial_stop_strings(), setup.rollout.mode, setup.tool.max_pending,
+                             loop.initial_stop_strings(), setup.rollout.mode, setup.rollout.max_batch,
+                             setup.tool.max_pending,
                              setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace};
     generators_.push_back(setup.detached ? system.spawn<caf::detached>(generator_actor, std::move(generator))
                                          : system.spawn(generator_actor, std::move(generator)));

@@ -33,6 +33,12 @@ struct PipelineSetup {
   bool detached = true;                  // generators and reward on their own threads (off under the test scheduler)
 };
 
+// KV cache rows a generator needs: the decode batch (rollout.max_batch) and, in async mode with tool
+// calls, room for sequences paused at a call (up to min(tool.max_pending, max_batch)), so that a
+// sequence waiting on code does not shrink the decode batch: its slot is refilled by a new prompt.
+// Rounds mode keeps ToRL's fixed batch.
+int64_t generator_slots(const config::RolloutConfig& rollout, const config::ToolConfig& tool);
+
 // How long the interceptor waits for one execution: every call that may be queued ahead of it, plus
 // its own run, plus a margin. Past it the call ends as a sandbox_error observation.
 std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool, int generators);

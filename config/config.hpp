@@ -149,7 +149,8 @@ struct RolloutConfig {
   RolloutMode mode = RolloutMode::kAsync;  // async: decode while code runs; rounds: ToRL's loop
   int prompts_per_step = 128;      // prompts sampled per training step
   int samples_per_prompt = 16;     // GRPO group size n
-  int max_batch = 64;              // sequence slots per generator (KV cache rows)
+  int max_batch = 64;              // sequences decoding at once per generator (async mode keeps up to
+                                   // min(tool.max_pending, max_batch) more KV rows for paused ones)
   int max_response_tokens = 3072;  // generated plus tool tokens per trajectory
   double temperature = 1.0;        // 0 = greedy
   double top_p = 1.0;              // nucleus sampling; 1 = off

@@ -4,15 +4,20 @@ namespace torl::model {
 
 TokenLogprobs token_logprobs(const Qwen2Model& model, const torch::Tensor& input_ids,
                              const torch::Tensor& attention_mask,
-                             const torch::Tensor& position_ids) {
+                             const torch::Tensor& position_ids, double temperature) {
   TORL_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 2,
              "token_logprobs: input_ids must be [B, T] with T >= 2");
+  TORL_CHECK(temperature > 0, "token_logprobs: temperature must be > 0");
   const int64_t T = input_ids.size(1);
   const auto dev = model.device();
   const auto logits = model.forward(input_ids, position_ids, attention_mask);  // [B, T, V]
 
   // The distribution at t predicts ids[t+1].
-  const auto log_p = torch::log_softmax(logits.narrow(1, 0, T - 1).to(torch::kFloat32), -1);
+  const auto softmax_dtype =
+      model.dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto scaled = logits.narrow(1, 0, T - 1).to(softmax_dtype);
+  if (temperature != 1.0) scaled = scaled / temperature;
+  const auto log_p = torch::log_softmax(scaled, -1);
   const auto targets = input_ids.to(dev).narrow(1, 1, T - 1);              // [B, T-1]
   const auto real = attention_mask.to(dev) != 0;                           // [B, T]
   const auto valid = real.narrow(1, 0, T - 1) & real.narrow(1, 1, T - 1);  // [B, T-1]

@@ -289,7 +289,8 @@ void Qwen2Model::set_requires_grad(bool requires_grad) {
 // ---- forward ----
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  const auto x32 = x.to(torch::kFloat32);
+  // At least float32 (float64 stays float64, so that float64 finite-difference tests are exact).
+  const auto x32 = x.to(torch::promote_types(x.scalar_type(), torch::kFloat32));
   const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }

@@ -117,7 +117,8 @@ class Qwen2Model {
   torch::Tensor inv_freq_;      // rotary 1/theta^(2i/D) [D/2], float32, on device
 };
 
-// x * rsqrt(mean(x^2) + eps) computed in float32, cast back to x's dtype, times weight (as HF).
+// x * rsqrt(mean(x^2) + eps) computed in float32 (float64 for float64 x), cast back to x's dtype, times
+// weight (as HF).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
 // Random weights in the checkpoint layout of `config` (normal * 0.02 for matrices, ones for norms,

@@ -20,6 +20,28 @@ Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t
 
 torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
   TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
+  std::vector<int64_t> decoding, prefilling;  // row numbers
+  for (size_t i = 0; i < slots.size(); ++i) (tokens[i].size() == 1 ? decoding : prefilling).push_back(static_cast<int64_t>(i));
+  if (decoding.empty() || prefilling.empty()) return extend_together(slots, tokens);
+
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits;
+  for (const auto* rows : {&decoding, &prefilling}) {
+    std::vector<int64_t> some_slots;
+    std::vector<std::vector<int64_t>> some_tokens;
+    for (const int64_t row : *rows) {
+      some_slots.push_back(slots[static_cast<size_t>(row)]);
+      some_tokens.push_back(tokens[static_cast<size_t>(row)]);
+    }
+    const torch::Tensor part = extend_together(some_slots, some_tokens);
+    if (!logits.defined()) logits = torch::empty({static_cast<int64_t>(slots.size()), part.size(1)}, part.options());
+    logits.index_copy_(0, torch::tensor(*rows, torch::kInt64).to(part.device()), part);
+  }
+  return logits;
+}
+
+torch::Tensor Qwen2CausalLm::extend_together(const std::vector<int64_t>& slots,
+                                             const std::vector<std::vector<int64_t>>& tokens) {
   torch::NoGradGuard no_grad;
   const int64_t batch = static_cast<int64_t>(slots.size());
   int64_t past = 0, fresh = 0;  // the longest cache and the most new tokens among these slots

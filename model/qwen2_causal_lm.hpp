@@ -1,9 +1,11 @@
 // Qwen2CausalLm: a Qwen2Model with a preallocated KV cache of `max_slots` sequence slots, as the
 // generation engine needs it (CausalLm). Per layer, k and v are one tensor [slots, K, max_length,
 // D] allocated up front (an out-of-memory shows at start, not mid-run); a slot's entries are
-// left-aligned. Each extend() runs one batched forward: the slots' caches are gathered with one
-// index_select per layer (right-padded and masked), their new tokens left-padded; then each slot's
-// new entries are written back in place. Owned by the engine's thread.
+// left-aligned. extend() runs one batched forward for the rows that add one token (decoding) and
+// one for the rows that add several (a new prompt, or a tool result appended on resume), so that a
+// prompt arriving mid-run does not pad every decoding row to its length. In each forward the slots'
+// caches are gathered with one index_select per layer (right-padded and masked), their new tokens
+// left-padded; then each slot's new entries are written back in place. Owned by the engine's thread.
 #pragma once
 
 #include <vector>
@@ -23,6 +25,9 @@ class Qwen2CausalLm : public CausalLm {
   void clear(int64_t slot) override { lengths_[static_cast<size_t>(slot)] = 0; }
 
  private:
+  // One forward over these slots (new tokens padded to the longest): logits [slots, V].
+  torch::Tensor extend_together(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens);
+
   const Qwen2Model& model_;
   int64_t max_length_;
   std::vector<LayerKv> cache_;    // per layer: k, v [slots, K, max_length, D]

@@ -33,7 +33,8 @@ constexpr std::string_view kUsage =
     "run.output_dir/run.name/eval. With trace.enabled the trace goes to trace.dir (default DIR/../trace).\n"
     "bench runs a random 4-layer model that writes the same 4 code blocks in every trajectory, with the\n"
     "real sandbox behind an extra random delay of LO-HI ms (default 50-500), and prints trajectories/s\n"
-    "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4.\n";
+    "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4, after a short\n"
+    "warm-up run.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl eval: " << message << "\n" << kUsage;
@@ -187,7 +188,8 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
   for (int g = 0; g < config.rollout.generators; ++g) {
-    lms.push_back(std::make_unique<model::Qwen2CausalLm>(*qwen, config.rollout.max_batch, cache_length));
+    lms.push_back(std::make_unique<model::Qwen2CausalLm>(*qwen, actors::generator_slots(config.rollout, config.tool),
+                                                         cache_length));
     setup.models.push_back(lms.back().get());
   }
   if (qwen->config().eos_token_id >= 0) setup.eos_ids = {qwen->config().eos_token_id};
@@ -300,55 +302,79 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
   if (!pool) return err << "torl eval bench: starting the sandbox: " << pool.status().message() << "\n", kExitFailed;
   DelayedRunner delayed(**pool, low, high);
 
-  // Every trajectory writes the same text: four code blocks, then an answer. At C = 0 nothing runs.
-  std::string script;
+  // Every trajectory writes four code blocks, then an answer, after 0 to 4 sentences of thought, so
+  // that lengths vary as in real rollouts (and no two trajectories pause in the same step). At C = 0
+  // nothing runs.
+  std::string blocks;
   for (int k = 1; k <= 4; ++k) {
-    script += "Step " + std::to_string(k) + ": compute it.\n```python\nprint(" + std::to_string(k) + " * 7)\n```\n```output";
+    blocks += "Step " + std::to_string(k) + ": compute it.\n```python\nprint(" + std::to_string(k) + " * 7)\n```\n```output";
   }
-  script += " So the answer is \\boxed{42}.";
-  const auto script_ids = tokenizer.encode(script);
-  const std::vector<int64_t> scripted(script_ids.begin(), script_ids.end());
-  const auto prompt = tokenizer.encode(actors::format_prompt(config::PromptTemplate::kTorl, "What is 6 * 7?"));
-  const int64_t cache_length = static_cast<int64_t>(prompt.size() + scripted.size()) + 4 * 32 + 8;
+  blocks += " So the answer is \\boxed{42}.";
+  std::map<std::vector<int64_t>, std::vector<int64_t>> scripts;
+  std::vector<std::vector<int32_t>> prompts;
+  int64_t longest = 0, longest_prompt = 0, generated = 0;
+  for (int64_t i = 0; i < trajectories; ++i) {
+    std::string thought;
+    for (int64_t k = 0; k < i * 3 % 5; ++k) thought += "Let me think step by step. ";
+    const auto ids = tokenizer.encode(thought + blocks);
+    prompts.push_back(tokenizer.encode(actors::format_prompt(config::PromptTemplate::kTorl,
+                                                             "What is 6 * 7? (#" + std::to_string(i) + ")")));
+    scripts[std::vector<int64_t>(prompts.back().begin(), prompts.back().end())].assign(ids.begin(), ids.end());
+    longest = std::max(longest, static_cast<int64_t>(prompts.back().size() + ids.size()));
+    longest_prompt = std::max(longest_prompt, static_cast<int64_t>(prompts.back().size()));
+    generated += static_cast<int64_t>(ids.size());
+  }
+  const int64_t cache_length = longest + 4 * 32 + 8;  // and the four tool results
 
-  err << "torl eval bench: " << trajectories << " trajectories of " << scripted.size() << " generated tokens, "
+  err << "torl eval bench: " << trajectories << " trajectories of " << generated / trajectories << " generated tokens on average, "
       << batch << " slots, sandbox delay " << low << "-" << high << " ms + the real pool (" << config.tool.workers
       << " workers)\n";
-  out << "| mode | C | trajectories/s | generator busy | tokens/s | tool calls | tool p50 / p99 ms | vs C=0 |\n"
-      << "|---|---|---|---|---|---|---|---|\n";
+  out << "| mode | C | trajectories/s | generator busy | tokens/s | decode batch | tool calls | tool p50 / p99 ms | vs C=0 |\n"
+      << "|---|---|---|---|---|---|---|---|---|\n";
+  // One pipeline run of the first n jobs; counts the right answers.
+  const auto run = [&](config::RolloutMode mode, int calls, int64_t n, int64_t& correct) {
+    actors::PipelineSetup setup;
+    setup.rollout = config.rollout;
+    setup.rollout.mode = mode;
+    setup.rollout.max_batch = static_cast<int>(batch);
+    setup.rollout.max_response_tokens = static_cast<int>(cache_length - longest_prompt - 1);
+    setup.tool = config.tool;
+    setup.tool.max_calls = calls;
+    model::Qwen2CausalLm lm(*qwen, actors::generator_slots(setup.rollout, setup.tool), cache_length);
+    model::ScriptedLm scripted_lm(lm, scripts, {}, eos);
+    actors::PipelineMetrics metrics(1);
+    setup.reward = config.reward;
+    setup.tokenizer = &tokenizer;
+    setup.models = {&scripted_lm};
+    setup.eos_ids = {eos};
+    setup.runner = &delayed;
+    setup.metrics = &metrics;
+    std::vector<actors::RolloutJob> jobs(static_cast<size_t>(n));
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      jobs[i].id = static_cast<int64_t>(i);
+      jobs[i].prompt = prompts[i];
+      jobs[i].gold_answer = "42";
+      jobs[i].sampling.temperature = 0;
+    }
+    correct = 0;
+    for (const auto& t : actors::run_rollouts(setup, std::move(jobs))) {
+      correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
+    }
+    return metrics.snapshot();
+  };
+  int64_t correct = 0;
+  run(config::RolloutMode::kAsync, 1, std::min<int64_t>(trajectories, batch), correct);  // warm-up: allocator, pool
+
   for (const auto mode : {config::RolloutMode::kAsync, config::RolloutMode::kRounds}) {
     double baseline = 0;
     for (const int calls : {0, 1, 4}) {
-      model::Qwen2CausalLm lm(*qwen, batch, cache_length);
-      model::ScriptedLm scripted_lm(lm, {}, scripted, eos);
-      actors::PipelineMetrics metrics(1);
-      actors::PipelineSetup setup;
-      setup.rollout = config.rollout;
-      setup.rollout.mode = mode;
-      setup.rollout.max_response_tokens = static_cast<int>(cache_length - static_cast<int64_t>(prompt.size()) - 1);
-      setup.tool = config.tool;
-      setup.tool.max_calls = calls;
-      setup.reward = config.reward;
-      setup.tokenizer = &tokenizer;
-      setup.models = {&scripted_lm};
-      setup.eos_ids = {eos};
-      setup.runner = &delayed;
-      setup.metrics = &metrics;
-      std::vector<actors::RolloutJob> jobs(static_cast<size_t>(trajectories));
-      for (size_t i = 0; i < jobs.size(); ++i) {
-        jobs[i].id = static_cast<int64_t>(i);
-        jobs[i].prompt = prompt;
-        jobs[i].gold_answer = "42";
-        jobs[i].sampling.temperature = 0;
-      }
-      const auto results = actors::run_rollouts(setup, std::move(jobs));
-      int64_t correct = 0;
-      for (const auto& t : results) correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-      const actors::MetricsSnapshot s = metrics.snapshot();
+      const actors::MetricsSnapshot s = run(mode, calls, trajectories, correct);
       if (calls == 0) baseline = s.trajectories_per_s;
       out << "| " << (mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << calls << " | " << std::fixed
           << std::setprecision(2) << s.trajectories_per_s << " | " << s.generator_busy_fraction << " | "
-          << std::setprecision(0) << s.tokens_per_s << " | " << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
+          << std::setprecision(0) << s.tokens_per_s << " | " << std::setprecision(1)
+          << (s.steps ? static_cast<double>(s.generated_tokens) / static_cast<double>(s.steps) : 0.0) << " | "
+          << std::setprecision(0) << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
           << s.tool_latency_p99_ms << " | " << std::setprecision(2)
           << (baseline > 0 ? s.trajectories_per_s / baseline : 0) << " |" << std::endl;
       if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";

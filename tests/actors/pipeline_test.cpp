@@ -31,9 +31,12 @@ class ZeroLm : public model::CausalLm {
   int64_t max_slots() const override { return slots_; }
   int64_t max_length() const override { return length_; }
   torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>&) override {
+    widest = std::max(widest, static_cast<int64_t>(slots.size()));
     return torch::zeros({static_cast<int64_t>(slots.size()), kVocab});
   }
   void clear(int64_t) override {}
+
+  int64_t widest = 0;  // the most rows one extend() had
 
  private:
   int64_t slots_, length_;
@@ -65,7 +68,7 @@ const std::string kOneCall = "Let me compute.\n```python\nprint(6*7)\n```\n```ou
 
 struct Rig {
   explicit Rig(config::RolloutMode mode = config::RolloutMode::kAsync, int slots = 4, int max_pending = 64,
-               std::map<std::vector<int64_t>, std::vector<int64_t>> scripts = {})
+               std::map<std::vector<int64_t>, std::vector<int64_t>> scripts = {}, int max_batch = 64)
       : zero(slots, 512), model(zero, std::move(scripts), ids(kModelWrites), kEos), metrics(1) {
     caf::actor_system_config cfg;
     cfg.set("scheduler.policy", caf::atom("testing"));
@@ -79,6 +82,7 @@ struct Rig {
     PipelineSetup setup;
     setup.rollout.mode = mode;
     setup.rollout.max_response_tokens = 300;
+    setup.rollout.max_batch = max_batch;
     setup.tool.max_calls = 2;
     setup.tool.max_pending = max_pending;
     setup.tokenizer = &bytes();
@@ -170,6 +174,41 @@ TEST_SUITE("actors") {
     CHECK(rig.metrics.snapshot().max_paused_per_generator <= 2);
     REQUIRE(rig.finished.size() == 7);
     for (const Trajectory& t : rig.finished) CHECK(t.text == kOneCall);
+  }
+
+  TEST_CASE("a sequence paused at a tool call keeps its cache rows while a new prompt takes its place") {
+    // 4 slots, a decode batch of 2: the first two pause at their call, the next two start decoding
+    Rig rig(config::RolloutMode::kAsync, /*slots=*/4, /*max_pending=*/64, {}, /*max_batch=*/2);
+    rig.submit(4);
+    CHECK(rig.runner.waiting.size() == 4);
+    CHECK(rig.zero.widest == 2);
+    while (!rig.runner.waiting.empty()) {
+      rig.runner.answer_first(printed("42\n"));
+      rig.sched->run();
+    }
+    REQUIRE(rig.finished.size() == 4);
+    for (const Trajectory& t : rig.finished) CHECK(t.text == kOneCall);
+
+    // without spare slots the paused ones hold the batch: only two calls at a time
+    Rig full(config::RolloutMode::kAsync, /*slots=*/2, /*max_pending=*/64, {}, /*max_batch=*/2);
+    full.submit(4);
+    CHECK(full.runner.waiting.size() == 2);
+  }
+
+  TEST_CASE("generator_slots: spare rows for paused sequences only in async mode with tool calls") {
+    config::RolloutConfig rollout;
+    config::ToolConfig tool;
+    rollout.max_batch = 16;
+    tool.max_calls = 1;
+    tool.max_pending = 8;
+    CHECK(generator_slots(rollout, tool) == 24);
+    tool.max_pending = 64;
+    CHECK(generator_slots(rollout, tool) == 32);
+    tool.max_calls = 0;
+    CHECK(generator_slots(rollout, tool) == 16);
+    tool.max_calls = 1;
+    rollout.mode = config::RolloutMode::kRounds;
+    CHECK(generator_slots(rollout, tool) == 16);
   }
 
   TEST_CASE("a sandbox that never answers times out into an observation; the trajectory is kept") {

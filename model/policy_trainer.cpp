@@ -1,0 +1,342 @@
+#include "model/policy_trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "model/logprobs.hpp"
+
+namespace torl::model {
+namespace {
+
+std::string shape_string(torch::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? "," : "") << sizes[i];
+  out << ']';
+  return out.str();
+}
+
+// The optimizer's key for a parameter's state (as torch/optim/adamw.cpp looks it up in 1.13).
+std::string state_key(const torch::Tensor& param) {
+  return c10::guts::to_string(param.unsafeGetTensorImpl());
+}
+
+// A micro-batch as tensors on the model's device. Sequence b is prompt+response, right-padded to T;
+// its response token j sits at input position P_b + j and is predicted at log-prob position P_b + j - 1.
+struct MicroBatch {
+  torch::Tensor input_ids;       // [B, T] int64, 0 at padding
+  torch::Tensor attention_mask;  // [B, T] int64
+  torch::Tensor position_ids;    // [B, T] int64, 0..T-1
+  torch::Tensor response_index;  // [B, R] int64: log-prob position of response token j (0 past its end)
+  torch::Tensor loss_mask;       // [B, R] float32: 1 = model token in the loss
+  torch::Tensor old_logprobs;    // [B, R] float32
+  torch::Tensor advantages;      // [B] float32
+  int64_t tokens = 0;            // real tokens (prompt + response)
+};
+
+MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t begin, size_t end,
+                             torch::Device device) {
+  const auto B = static_cast<int64_t>(end - begin);
+  int64_t T = 0, R = 0;
+  for (size_t i = begin; i < end; ++i) {
+    T = std::max<int64_t>(T, samples[i].prompt.size() + samples[i].response.size());
+    R = std::max<int64_t>(R, samples[i].response.size());
+  }
+  std::vector<int64_t> ids(B * T, 0), attn(B * T, 0), index(B * R, 0);
+  std::vector<float> mask(B * R, 0.0f), old(B * R, 0.0f), adv(B);
+  MicroBatch mb;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& s = samples[begin + b];
+    const auto P = static_cast<int64_t>(s.prompt.size());
+    const auto n = static_cast<int64_t>(s.response.size());
+    for (int64_t t = 0; t < P; ++t) ids[b * T + t] = s.prompt[t];
+    for (int64_t j = 0; j < n; ++j) {
+      ids[b * T + P + j] = s.response[j];
+      index[b * R + j] = P + j - 1;
+      mask[b * R + j] = s.loss_mask[j] ? 1.0f : 0.0f;
+      old[b * R + j] = s.old_logprobs[j];
+    }
+    std::fill_n(attn.begin() + b * T, P + n, 1);
+    adv[b] = s.advantage;
+    mb.tokens += P + n;
+  }
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  mb.input_ids = torch::from_blob(ids.data(), {B, T}, i64).to(device);
+  mb.attention_mask = torch::from_blob(attn.data(), {B, T}, i64).to(device);
+  mb.position_ids = torch::arange(T, i64).unsqueeze(0).expand({B, T}).to(device);
+  mb.response_index = torch::from_blob(index.data(), {B, R}, i64).to(device);
+  mb.loss_mask = torch::from_blob(mask.data(), {B, R}, f32).to(device);
+  mb.old_logprobs = torch::from_blob(old.data(), {B, R}, f32).to(device);
+  mb.advantages = torch::from_blob(adv.data(), {B}, f32).to(device);
+  if (device.is_cpu()) {  // from_blob views the vectors that die here
+    for (auto* t : {&mb.input_ids, &mb.attention_mask, &mb.response_index, &mb.loss_mask,
+                    &mb.old_logprobs, &mb.advantages}) {
+      *t = t->clone();
+    }
+  }
+  return mb;
+}
+
+Status torch_error(const std::string& doing, const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  return {StatusCode::kInternal,
+          doing + ": " + (c10_error ? c10_error->what_without_backtrace() : e.what())};
+}
+
+}  // namespace
+
+PolicyTrainer::PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& options,
+                             const Qwen2Model* reference)
+    : policy_(&policy), reference_(reference), options_(options) {
+  policy.set_requires_grad(true);
+  for (const auto& [name, tensor] : policy.named_parameters()) {
+    names_.push_back(name);
+    params_.push_back(tensor);
+  }
+  const auto& train = options.train;
+  torch::optim::AdamWOptions adamw(train.lr);
+  adamw.betas({train.beta1, train.beta2}).weight_decay(train.weight_decay);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adamw);
+}
+
+Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTrainerOptions& options,
+                                              const Qwen2Model* reference) {
+  if (!(options.temperature > 0)) {
+    return invalid_argument("policy trainer: temperature must be > 0 (got " +
+                            std::to_string(options.temperature) +
+                            "); greedy rollouts cannot be trained on");
+  }
+  if (options.train.micro_batch < 1) {
+    return invalid_argument("policy trainer: train.micro_batch must be >= 1 (got " +
+                            std::to_string(options.train.micro_batch) + ")");
+  }
+  if (options.algorithm.kl_coef > 0 && reference == nullptr) {
+    return invalid_argument("policy trainer: algorithm.kl_coef > 0 needs a reference model");
+  }
+  if (reference == &policy) {
+    return invalid_argument("policy trainer: the reference model must be a separate, frozen copy");
+  }
+  if (reference != nullptr && reference->config().vocab_size != policy.config().vocab_size) {
+    return invalid_argument("policy trainer: reference vocabulary " +
+                            std::to_string(reference->config().vocab_size) + " differs from the policy's " +
+                            std::to_string(policy.config().vocab_size));
+  }
+  try {
+    return PolicyTrainer(policy, options, reference);
+  } catch (const std::exception& e) {
+    return torch_error("policy trainer: creating the optimizer", e);
+  }
+}
+
+double PolicyTrainer::learning_rate() const {
+  const auto& train = options_.train;
+  if (train.warmup_steps <= 0 || step_count_ >= train.warmup_steps) return train.lr;
+  return train.lr * static_cast<double>(step_count_ + 1) / train.warmup_steps;
+}
+
+Status PolicyTrainer::check_samples(const std::vector<PolicySample>& samples) const {
+  if (samples.empty()) return invalid_argument("policy update: no samples");
+  const int64_t vocab = policy_->config().vocab_size;
+  bool any_token = false;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    const std::string where = "policy update: sample " + std::to_string(i) + ": ";
+    if (s.prompt.empty()) return invalid_argument(where + "empty prompt");
+    if (s.response.empty()) return invalid_argument(where + "empty response");
+    if (s.loss_mask.size() != s.response.size() || s.old_logprobs.size() != s.response.size()) {
+      return invalid_argument(where + "loss_mask (" + std::to_string(s.loss_mask.size()) +
+                              ") and old_logprobs (" + std::to_string(s.old_logprobs.size()) +
+                              ") must have one entry per response token (" +
+                              std::to_string(s.response.size()) + ")");
+    }
+    for (const auto* ids : {&s.prompt, &s.response}) {
+      for (const int32_t id : *ids) {
+        if (id < 0 || id >= vocab) {
+          return invalid_argument(where + "token id " + std::to_string(id) + " outside the vocabulary [0, " +
+                                  std::to_string(vocab) + ")");
+        }
+      }
+    }
+    for (size_t j = 0; j < s.response.size(); ++j) {
+      if (s.loss_mask[j] && !std::isfinite(s.old_logprobs[j])) {
+        return invalid_argument(where + "old log-prob of response token " + std::to_string(j) +
+                                " is not finite");
+      }
+      any_token = any_token || s.loss_mask[j] != 0;
+    }
+    if (!std::isfinite(s.advantage)) return invalid_argument(where + "advantage is not finite");
+  }
+  if (!any_token) return invalid_argument("policy update: no model token in the batch (all masked)");
+  return {};
+}
+
+Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySample>& samples) {
+  const auto start = std::chrono::steady_clock::now();
+  TORL_RETURN_IF_ERROR(check_samples(samples));
+
+  // The whole step's normaliser, so that micro-batch losses add up to the full batch's.
+  auto options = GrpoLossOptions::from_config(options_.algorithm);
+  double normaliser = 0;
+  for (const auto& s : samples) {
+    const auto n = std::count_if(s.loss_mask.begin(), s.loss_mask.end(), [](uint8_t m) { return m != 0; });
+    normaliser += options.loss_agg == config::LossAggregation::kTokenMean ? n : (n > 0 ? 1 : 0);
+  }
+  options.normaliser = normaliser;
+
+  StepStats stats;
+  try {
+    optimizer_->zero_grad();
+    const auto device = policy_->device();
+    const auto micro = static_cast<size_t>(options_.train.micro_batch);
+    // Sums over micro-batches (each term is already divided by the whole step's normaliser), and
+    // extremes of the ratio; float64 on the device, read back once at the end.
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+    enum { kLoss, kPg, kKl, kEntropy, kPpoKl, kTokens, kClipped, kSums };
+    auto sums = torch::zeros({kSums}, f64);
+    auto ratio_min = torch::full({}, INFINITY, f64), ratio_max = torch::full({}, -INFINITY, f64);
+    for (size_t begin = 0; begin < samples.size(); begin += micro) {
+      const size_t end = std::min(samples.size(), begin + micro);
+      const auto mb = build_micro_batch(samples, begin, end, device);
+      const auto lp = token_logprobs(*policy_, mb.input_ids, mb.attention_mask, mb.position_ids,
+                                     options_.temperature);
+      const auto new_logprobs = lp.logprobs.gather(1, mb.response_index);  // [B, R]
+      const auto entropy = lp.entropy.gather(1, mb.response_index);
+      options.entropy = options.entropy_coef != 0 ? entropy : entropy.detach();
+      if (reference_ != nullptr) {
+        torch::NoGradGuard no_grad;
+        const auto ref_device = reference_->device();
+        const auto ref = token_logprobs(*reference_, mb.input_ids.to(ref_device),
+                                        mb.attention_mask.to(ref_device),
+                                        mb.position_ids.to(ref_device), options_.temperature);
+        options.ref_logprobs = ref.logprobs.gather(1, mb.response_index.to(ref_device)).to(device);
+      }
+      const auto out = grpo_loss(new_logprobs, mb.old_logprobs, mb.advantages, mb.loss_mask, options);
+      out.loss.backward();
+
+      sums = sums + torch::stack({out.loss.detach(), out.pg_loss, out.kl, out.entropy, out.ppo_kl,
+                                  out.tokens, out.clipped_tokens})
+                        .to(torch::kFloat64);
+      // A micro-batch without model tokens reports ratios of 1; it must not move the extremes.
+      const auto has_tokens = out.tokens > 0;
+      ratio_min = torch::where(has_tokens, torch::min(ratio_min, out.ratio_min.to(torch::kFloat64)), ratio_min);
+      ratio_max = torch::where(has_tokens, torch::max(ratio_max, out.ratio_max.to(torch::kFloat64)), ratio_max);
+      stats.total_tokens += mb.tokens;
+    }
+    const auto all = torch::cat({sums, ratio_min.unsqueeze(0), ratio_max.unsqueeze(0)}).to(torch::kCPU);
+    const auto v = all.accessor<double, 1>();
+    stats.loss = v[kLoss], stats.pg_loss = v[kPg], stats.kl = v[kKl], stats.entropy = v[kEntropy];
+    stats.ppo_kl = v[kPpoKl];
+    stats.tokens = static_cast<int64_t>(v[kTokens]);
+    stats.clip_fraction = v[kTokens] > 0 ? v[kClipped] / v[kTokens] : 0.0;
+    stats.ratio_min = v[kSums], stats.ratio_max = v[kSums + 1];
+  } catch (const std::exception& e) {
+    return torch_error("policy update: forward/backward", e);
+  }
+  stats.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples) {
+  const auto start = std::chrono::steady_clock::now();
+  auto stats = compute_gradients(samples);
+  if (!stats.ok()) return stats.status();
+  try {
+    // Global L2 norm over every parameter's gradient (before clipping).
+    std::vector<torch::Tensor> norms;
+    for (const auto& p : params_) {
+      if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat64).norm());
+    }
+    const double grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
+    if (!std::isfinite(grad_norm)) {
+      optimizer_->zero_grad();
+      return Status(StatusCode::kInternal,
+                    "policy update at step " + std::to_string(step_count_) + ": gradient norm is " +
+                        std::to_string(grad_norm) + "; the step was skipped (check the learning rate and dtype)");
+    }
+    const double max_norm = options_.train.grad_clip;
+    if (max_norm > 0 && grad_norm > max_norm) {
+      const double scale = max_norm / (grad_norm + 1e-6);
+      torch::NoGradGuard no_grad;
+      for (auto& p : params_) {
+        if (p.grad().defined()) p.mutable_grad().mul_(scale);
+      }
+    }
+    const double lr = learning_rate();
+    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+    optimizer_->step();
+    ++step_count_;
+    stats->grad_norm = grad_norm;
+    stats->lr = lr;
+  } catch (const std::exception& e) {
+    return torch_error("policy update at step " + std::to_string(step_count_) + ": optimizer step", e);
+  }
+  stats->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+TensorMap PolicyTrainer::optimizer_state() const {
+  TensorMap out;
+  const auto& state = optimizer_->state();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto it = state.find(state_key(params_[i]));
+    if (it == state.end()) continue;
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    out["exp_avg/" + names_[i]] = s.exp_avg().detach().to(torch::kCPU).clone();
+    out["exp_avg_sq/" + names_[i]] = s.exp_avg_sq().detach().to(torch::kCPU).clone();
+    out["step/" + names_[i]] = torch::full({1}, s.step(), torch::TensorOptions().dtype(torch::kInt64));
+  }
+  return out;
+}
+
+Status PolicyTrainer::load_optimizer_state(const TensorMap& state) {
+  // Check everything and build the new state first, so that a bad map changes nothing.
+  std::vector<std::unique_ptr<torch::optim::AdamWParamState>> loaded;
+  std::set<std::string> used;
+  try {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& param = params_[i];
+      auto entry = [&](const std::string& kind) -> Expected<torch::Tensor> {
+        const std::string key = kind + "/" + names_[i];
+        const auto it = state.find(key);
+        if (it == state.end()) return not_found("optimizer state: missing " + key);
+        used.insert(key);
+        const std::vector<int64_t> want = kind == "step" ? std::vector<int64_t>{1} : param.sizes().vec();
+        if (it->second.sizes() != want) {
+          return invalid_argument("optimizer state: shape mismatch for " + key + " " +
+                                  shape_string(it->second.sizes()) + " vs " + shape_string(want));
+        }
+        return it->second;
+      };
+      auto exp_avg = entry("exp_avg");
+      if (!exp_avg.ok()) return exp_avg.status();
+      auto exp_avg_sq = entry("exp_avg_sq");
+      if (!exp_avg_sq.ok()) return exp_avg_sq.status();
+      auto step = entry("step");
+      if (!step.ok()) return step.status();
+      auto s = std::make_unique<torch::optim::AdamWParamState>();
+      s->step(step->to(torch::kInt64).item<int64_t>());
+      s->exp_avg(exp_avg->to(param.device(), param.scalar_type()).clone());
+      s->exp_avg_sq(exp_avg_sq->to(param.device(), param.scalar_type()).clone());
+      loaded.push_back(std::move(s));
+    }
+  } catch (const std::exception& e) {
+    return torch_error("optimizer state", e);
+  }
+  for (const auto& [key, tensor] : state) {
+    if (!used.count(key)) {
+      return invalid_argument("optimizer state: unexpected tensor " + key +
+                              " (a checkpoint of another model?)");
+    }
+  }
+  auto& live = optimizer_->state();
+  live.clear();
+  for (size_t i = 0; i < params_.size(); ++i) live[state_key(params_[i])] = std::move(loaded[i]);
+  return {};
+}
+
+}  // namespace torl::model

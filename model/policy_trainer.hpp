@@ -1,0 +1,108 @@
+// The policy update of one GRPO step (DESIGN.md §6): scored samples in, one AdamW step on the policy
+// out. Builds right-padded prompt+response batches, scores the responses with token_logprobs at the
+// sampling temperature, takes the PPO-clip loss of grpo.hpp over the model's own tokens (tool output
+// masked), accumulates gradients over micro-batches with the whole step's normaliser (so the result
+// does not depend on the micro-batch size), clips the global grad norm and steps with linear warmup.
+//
+// Owned by the learner; one thread at a time. It borrows the policy (and the optional frozen reference
+// model for the KL term), which must outlive it; the policy's parameters are set to require grad.
+// Optimizer state can be saved and restored as a TensorMap for checkpoints (safetensors.hpp).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "common/status.hpp"
+#include "config/config.hpp"
+#include "model/grpo.hpp"
+#include "model/qwen2.hpp"
+#include "model/safetensors.hpp"
+
+namespace torl::model {
+
+// One sampled trajectory, ready for the update.
+struct PolicySample {
+  std::vector<int32_t> prompt;        // token ids, at least 1
+  std::vector<int32_t> response;      // token ids after the prompt (model tokens and tool output), at least 1
+  std::vector<uint8_t> loss_mask;     // per response token: 1 = the model's own token, 0 = tool output
+  std::vector<float> old_logprobs;    // per response token, from the sampler (at `temperature`)
+  float advantage = 0.0f;             // the group advantage of the whole response
+};
+
+struct PolicyTrainerOptions {
+  config::TrainConfig train;          // lr, betas, weight decay, grad_clip, warmup_steps, micro_batch
+  config::AlgorithmConfig algorithm;  // clip, aggregation, KL, entropy
+  double temperature = 1.0;           // the rollout's sampling temperature; > 0
+};
+
+// What one step did. Loss terms are aggregated as in the loss (algorithm.loss_agg) over the whole step.
+struct StepStats {
+  double loss = 0;            // the optimised objective
+  double pg_loss = 0;
+  double kl = 0;              // to the reference model; 0 without one
+  double entropy = 0;         // of the policy at the model tokens
+  double ppo_kl = 0;          // old - new log-prob: how far the policy is from the sampler's
+  double clip_fraction = 0;   // fraction of model tokens whose ratio clip was active
+  double ratio_min = 1, ratio_max = 1;
+  double grad_norm = 0;       // global L2 norm before clipping
+  double lr = 0;              // the learning rate used
+  int64_t tokens = 0;         // model tokens in the loss
+  int64_t total_tokens = 0;   // prompt + response tokens run through the model
+  double ms = 0;              // wall time of the call
+};
+
+class PolicyTrainer {
+ public:
+  // Checks the options (temperature > 0; a reference model when kl_coef > 0, with the policy's
+  // vocabulary and not the policy itself) and creates the AdamW optimizer over the policy's
+  // parameters. Errors say which option is wrong.
+  static Expected<PolicyTrainer> create(Qwen2Model& policy, const PolicyTrainerOptions& options,
+                                        const Qwen2Model* reference = nullptr);
+
+  // One optimizer step on `samples` (the whole step's batch): compute_gradients, then clip and step.
+  // Errors (nothing is changed): malformed samples (which one and why), no model token in the batch,
+  // a non-finite gradient norm, a LibTorch failure such as out of memory.
+  Expected<StepStats> step(const std::vector<PolicySample>& samples);
+
+  // The forward/backward half of step(): zeroes the gradients and leaves the gradient of the step's
+  // loss (summed over micro-batches) in the parameters' grad(); grad_norm and lr are left 0. For
+  // tests and diagnostics.
+  Expected<StepStats> compute_gradients(const std::vector<PolicySample>& samples);
+
+  // The learning rate the next step uses: train.lr * min(1, (step_count + 1) / warmup_steps).
+  double learning_rate() const;
+
+  // Optimizer steps taken; set when resuming so that the warmup continues where it stopped.
+  int64_t step_count() const { return step_count_; }
+  void set_step_count(int64_t steps) { step_count_ = steps; }
+
+  // AdamW state per parameter (HF name): "exp_avg/<name>", "exp_avg_sq/<name>" (the parameter's shape
+  // and dtype) and "step/<name>" (int64 [1]); CPU copies. Parameters not yet stepped are absent.
+  TensorMap optimizer_state() const;
+
+  // Replaces the AdamW state with `state`. Every parameter needs its three entries with the right
+  // shapes, and no other entry may be present; otherwise nothing changes and the error names the
+  // tensor: "optimizer state: missing exp_avg/model.norm.weight". Values are copied to the parameter's
+  // device and dtype.
+  Status load_optimizer_state(const TensorMap& state);
+
+ private:
+  PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& options, const Qwen2Model* reference);
+
+  Status check_samples(const std::vector<PolicySample>& samples) const;
+
+  // ---- set once by create ----
+  Qwen2Model* policy_;
+  const Qwen2Model* reference_;  // nullptr = no KL term
+  PolicyTrainerOptions options_;
+  std::vector<std::string> names_;     // parameter names, in the optimizer's order
+  std::vector<torch::Tensor> params_;  // the policy's parameters, same order
+
+  // ---- changed by step / load ----
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t step_count_ = 0;
+};
+
+}  // namespace torl::model

@@ -1,0 +1,401 @@
+// The policy trainer on the tiny fixture model (../shared/fixtures/tiny-qwen2) in float64: its
+// gradient against central finite differences, micro-batch accumulation against one batch, the AdamW
+// state through a safetensors file and back, and the errors.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/logprobs.hpp"
+#include "model/policy_trainer.hpp"
+#include "model/safetensors.hpp"
+#include "tests/temp_dir.hpp"
+
+// After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
+#include <doctest/doctest.h>
+
+namespace torl::model {
+namespace {
+
+Qwen2Model load_tiny(torch::ScalarType dtype = torch::kFloat64) {
+  const auto dir = std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / "tiny-qwen2";
+  INFO("fixture folder: " << dir.string() << " is missing (see ../shared/fixtures)");
+  REQUIRE(std::filesystem::exists(dir / "model.safetensors"));
+  auto model = Qwen2Model::load(dir, torch::kCPU, dtype);
+  REQUIRE_MESSAGE(model.ok(), model.status().to_string());
+  return std::move(*model);
+}
+
+// The log-probs of `s.response` under `model` at `temperature` (one sequence, no grad).
+std::vector<double> response_logprobs(const Qwen2Model& model, const PolicySample& s, double temperature) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> ids(s.prompt.begin(), s.prompt.end());
+  ids.insert(ids.end(), s.response.begin(), s.response.end());
+  const auto T = static_cast<int64_t>(ids.size());
+  const auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0);
+  const auto lp = token_logprobs(model, input, torch::ones({1, T}, torch::kInt64),
+                                 torch::arange(T, torch::kInt64).unsqueeze(0), temperature);
+  std::vector<double> out;
+  for (size_t j = 0; j < s.response.size(); ++j) {
+    out.push_back(lp.logprobs[0][static_cast<int64_t>(s.prompt.size() + j) - 1].item<double>());
+  }
+  return out;
+}
+
+// Five samples of different lengths, with tool output (mask 0) inside responses, advantages of both
+// signs, and old log-probs near the current ones (offsets up to +-0.5: some ratios clipped, some not).
+std::vector<PolicySample> make_samples(const Qwen2Model& model, double temperature) {
+  std::vector<PolicySample> samples;
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u, state >> 8; };
+  const int prompt_len[] = {3, 5, 2, 4, 6}, response_len[] = {6, 4, 9, 5, 7};
+  const float advantage[] = {1.2f, -0.8f, 0.5f, -1.5f, 0.9f};
+  for (int i = 0; i < 5; ++i) {
+    PolicySample s;
+    for (int t = 0; t < prompt_len[i]; ++t) s.prompt.push_back(static_cast<int32_t>(next() % 1024));
+    for (int t = 0; t < response_len[i]; ++t) {
+      s.response.push_back(static_cast<int32_t>(next() % 1024));
+      s.loss_mask.push_back(t % 4 == 2 ? 0 : 1);  // every fourth token is "tool output"
+    }
+    for (const double lp : response_logprobs(model, s, temperature)) {
+      const double offset = (static_cast<double>(next() % 1001) / 1000.0 - 0.5);
+      s.old_logprobs.push_back(static_cast<float>(lp + offset));
+    }
+    s.advantage = advantage[i];
+    samples.push_back(std::move(s));
+  }
+  return samples;
+}
+
+PolicyTrainerOptions trainer_options(int micro_batch) {
+  PolicyTrainerOptions o;
+  o.train.lr = 1e-3;
+  o.train.micro_batch = micro_batch;
+  o.train.warmup_steps = 3;
+  o.train.grad_clip = 1.0;
+  o.algorithm.clip_low = 0.2;
+  o.algorithm.clip_high = 0.28;
+  return o;
+}
+
+PolicyTrainer make_trainer(Qwen2Model& model, const PolicyTrainerOptions& options,
+                           const Qwen2Model* reference = nullptr) {
+  auto trainer = PolicyTrainer::create(model, options, reference);
+  REQUIRE_MESSAGE(trainer.ok(), trainer.status().to_string());
+  return std::move(*trainer);
+}
+
+std::map<std::string, torch::Tensor> gradients(const Qwen2Model& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, p] : model.named_parameters()) {
+    REQUIRE_MESSAGE(p.grad().defined(), name);
+    out[name] = p.grad().clone();
+  }
+  return out;
+}
+
+double max_weight_difference(const Qwen2Model& a, const Qwen2Model& b) {
+  const auto pa = a.named_parameters(), pb = b.named_parameters();
+  double diff = 0;
+  for (const auto& [name, p] : pa) diff = std::max(diff, (p - pb.at(name)).abs().max().item<double>());
+  return diff;
+}
+
+TEST_SUITE("model") {
+  TEST_CASE("the trainer's gradient matches central finite differences (KL, entropy, temperature)") {
+    auto policy = load_tiny();
+    const auto reference = load_tiny();
+    {  // Move the policy away from the reference so that the KL term has a gradient.
+      torch::NoGradGuard no_grad;
+      torch::manual_seed(0);
+      for (auto& [name, p] : policy.named_parameters()) p.add_(torch::randn_like(p) * 0.01);
+    }
+    const double temperature = 0.7;
+    auto options = trainer_options(2);
+    options.temperature = temperature;
+    options.algorithm.kl_coef = 0.05;
+    options.algorithm.kl_estimator = config::KlEstimator::kK3;
+    options.algorithm.entropy_coef = 0.01;
+    const auto samples = make_samples(policy, temperature);
+    auto trainer = make_trainer(policy, options, &reference);
+
+    auto stats = trainer.compute_gradients(samples);
+    REQUIRE_MESSAGE(stats.ok(), stats.status().to_string());
+    CHECK(stats->kl > 0.0);
+    CHECK(stats->clip_fraction > 0.0);  // some tokens are clipped: the test covers both branches
+    CHECK(stats->clip_fraction < 0.5);
+    const auto grads = gradients(policy);
+
+    struct Entry {
+      std::string name;
+      int64_t index;  // into the flattened parameter
+    };
+    const int64_t token = samples[0].response[1];  // an embedding / lm_head row the batch uses
+    const std::vector<Entry> entries = {
+        {"model.embed_tokens.weight", samples[0].prompt[0] * 64 + 3},
+        {"lm_head.weight", token * 64 + 5},
+        {"model.layers.0.self_attn.q_proj.weight", 7 * 64 + 11},
+        {"model.layers.0.self_attn.k_proj.bias", 4},
+        {"model.layers.1.mlp.down_proj.weight", 13 * 176 + 100},
+        {"model.layers.1.post_attention_layernorm.weight", 20},
+        {"model.norm.weight", 5},
+    };
+    auto params = policy.named_parameters();
+    const double h = 1e-5;
+    for (const auto& e : entries) {
+      INFO(e.name << "[" << e.index << "]");
+      auto flat = params.at(e.name).data().view(-1);
+      const double original = flat[e.index].item<double>();
+      flat[e.index] = original + h;
+      const auto plus = trainer.compute_gradients(samples);
+      flat[e.index] = original - h;
+      const auto minus = trainer.compute_gradients(samples);
+      flat[e.index] = original;
+      REQUIRE(plus.ok());
+      REQUIRE(minus.ok());
+      const double fd = (plus->loss - minus->loss) / (2 * h);
+      const double analytic = grads.at(e.name).view(-1)[e.index].item<double>();
+      const double rel = std::abs(fd - analytic) / std::max({std::abs(fd), std::abs(analytic), 1e-8});
+      MESSAGE(e.name << "[" << e.index << "]: autograd " << analytic << ", finite difference " << fd);
+      CHECK(std::abs(analytic) > 1e-7);  // a zero gradient would match trivially
+      CHECK(rel < 1e-4);
+    }
+  }
+
+  TEST_CASE("log-probs at a temperature are those of logits / T, and the trainer scores at its own") {
+    auto model = load_tiny();
+    const auto samples = make_samples(model, 1.0);
+    const auto& s = samples[2];
+    std::vector<int64_t> ids(s.prompt.begin(), s.prompt.end());
+    ids.insert(ids.end(), s.response.begin(), s.response.end());
+    const auto T = static_cast<int64_t>(ids.size());
+    const auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0);
+    const auto mask = torch::ones({1, T}, torch::kInt64);
+    const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0);
+    torch::Tensor expected;
+    {
+      torch::NoGradGuard no_grad;
+      const auto logits = model.forward(input, pos, mask).narrow(1, 0, T - 1);
+      expected = torch::log_softmax(logits / 0.7, -1).gather(-1, input.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
+    }
+    const auto lp = token_logprobs(model, input, mask, pos, 0.7);
+    CHECK((lp.logprobs.scalar_type() == torch::kFloat64));  // a float64 model keeps float64
+    CHECK((lp.logprobs - expected).abs().max().item<double>() < 1e-12);
+    const auto at_one = token_logprobs(model, input, mask, pos);
+    CHECK((lp.logprobs - at_one.logprobs).abs().max().item<double>() > 1e-2);
+
+    // Old log-probs sampled at 0.7: a trainer at 0.7 sees ratio 1 everywhere, one at 1.0 does not.
+    auto on_policy = samples;
+    for (auto& sample : on_policy) {
+      sample.old_logprobs.clear();
+      for (const double v : response_logprobs(model, sample, 0.7)) sample.old_logprobs.push_back(v);
+    }
+    auto options = trainer_options(2);
+    options.temperature = 0.7;
+    auto matching = make_trainer(model, options);
+    const auto same = matching.compute_gradients(on_policy);
+    REQUIRE(same.ok());
+    CHECK(same->ratio_min == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(same->ratio_max == doctest::Approx(1.0).epsilon(1e-6));
+    options.temperature = 1.0;
+    auto other = make_trainer(model, options);
+    const auto differ = other.compute_gradients(on_policy);
+    REQUIRE(differ.ok());
+    CHECK(differ->ratio_max - differ->ratio_min > 0.1);
+  }
+
+  TEST_CASE("gradients with micro_batch 1 equal those of the whole batch at once") {
+    auto model = load_tiny();
+    const auto samples = make_samples(model, 1.0);
+    for (const auto agg : {config::LossAggregation::kTokenMean, config::LossAggregation::kSequenceMean}) {
+      INFO("seq_mean: " << (agg == config::LossAggregation::kSequenceMean));
+      auto whole_options = trainer_options(static_cast<int>(samples.size()));
+      whole_options.algorithm.loss_agg = agg;
+      whole_options.algorithm.entropy_coef = 0.01;
+      auto one_options = whole_options;
+      one_options.train.micro_batch = 1;
+      auto whole = make_trainer(model, whole_options);
+      auto one = make_trainer(model, one_options);
+
+      const auto a = whole.compute_gradients(samples);
+      REQUIRE(a.ok());
+      const auto ga = gradients(model);
+      const auto b = one.compute_gradients(samples);
+      REQUIRE(b.ok());
+      const auto gb = gradients(model);
+      CHECK(a->loss == doctest::Approx(b->loss).epsilon(1e-10));
+      CHECK(a->entropy == doctest::Approx(b->entropy).epsilon(1e-10));
+      CHECK(a->clip_fraction == b->clip_fraction);
+      CHECK(a->tokens == b->tokens);
+      CHECK(a->ratio_min == doctest::Approx(b->ratio_min).epsilon(1e-10));
+      CHECK(a->ratio_max == doctest::Approx(b->ratio_max).epsilon(1e-10));
+      double max_diff = 0, max_grad = 0;
+      for (const auto& [name, g] : ga) {
+        max_diff = std::max(max_diff, (g - gb.at(name)).abs().max().item<double>());
+        max_grad = std::max(max_grad, g.abs().max().item<double>());
+      }
+      MESSAGE("max |grad(micro 1) - grad(whole)| = " << max_diff << " (max |grad| " << max_grad << ")");
+      CHECK(max_grad > 1e-3);
+      CHECK(max_diff < 1e-6);
+    }
+    // The counts: 31 response tokens, of which 7 are tool output.
+    auto trainer = make_trainer(model, trainer_options(2));
+    const auto stats = trainer.compute_gradients(samples);
+    REQUIRE(stats.ok());
+    CHECK(stats->tokens == 24);
+    CHECK(stats->total_tokens == 20 + 31);
+  }
+
+  TEST_CASE("a step raises the log-prob of a positively rewarded response, with warmup and clipping") {
+    auto model = load_tiny();
+    auto samples = make_samples(model, 1.0);
+    samples.resize(1);
+    samples[0].advantage = 1.0f;
+    samples[0].old_logprobs.clear();  // on-policy: ratio 1
+    for (const double lp : response_logprobs(model, samples[0], 1.0)) samples[0].old_logprobs.push_back(lp);
+    const auto before = response_logprobs(model, samples[0], 1.0);
+
+    auto options = trainer_options(1);
+    options.train.grad_clip = 0.5;
+    auto trainer = make_trainer(model, options);
+    CHECK(trainer.learning_rate() == doctest::Approx(1e-3 / 3));
+    const auto stats = trainer.step(samples);
+    REQUIRE_MESSAGE(stats.ok(), stats.status().to_string());
+    CHECK(stats->lr == doctest::Approx(1e-3 / 3));
+    CHECK(stats->grad_norm > 0.5);  // reported before clipping
+    CHECK(stats->clip_fraction == 0.0);
+    CHECK(stats->ratio_min == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(trainer.step_count() == 1);
+    CHECK(trainer.learning_rate() == doctest::Approx(2e-3 / 3));
+    trainer.set_step_count(10);
+    CHECK(trainer.learning_rate() == doctest::Approx(1e-3));
+
+    const auto after = response_logprobs(model, samples[0], 1.0);
+    double sum_before = 0, sum_after = 0;
+    for (size_t j = 0; j < before.size(); ++j) {
+      if (samples[0].loss_mask[j]) sum_before += before[j], sum_after += after[j];
+    }
+    MESSAGE("sum of model-token log-probs: " << sum_before << " -> " << sum_after);
+    CHECK(sum_after > sum_before);
+  }
+
+  TEST_CASE("optimizer state survives a safetensors round trip: both trainers then step identically") {
+    auto a = load_tiny();
+    const auto samples = make_samples(a, 1.0);
+    auto trainer_a = make_trainer(a, trainer_options(2));
+    REQUIRE(trainer_a.step(samples).ok());
+    const auto state = trainer_a.optimizer_state();
+    CHECK(state.size() == 3 * a.named_parameters().size());
+    CHECK(state.at("step/model.norm.weight").item<int64_t>() == 1);
+
+    testing::TempDir dir;
+    const auto file = dir.path() / "optimizer.safetensors";
+    REQUIRE(write_safetensors(file, state).ok());
+    const auto read = read_safetensors(file);
+    REQUIRE_MESSAGE(read.ok(), read.status().to_string());
+
+    // b: a copy of a's weights after its first step, with the loaded state.
+    auto b = load_tiny();
+    {
+      torch::NoGradGuard no_grad;
+      const auto pa = a.named_parameters();
+      for (auto& [name, p] : b.named_parameters()) p.copy_(pa.at(name));
+    }
+    auto trainer_b = make_trainer(b, trainer_options(2));
+    REQUIRE_MESSAGE(trainer_b.load_optimizer_state(*read).ok(), "load");
+    trainer_b.set_step_count(trainer_a.step_count());
+    // c: the same weights with a fresh optimizer, to show that the state matters.
+    auto c = load_tiny();
+    {
+      torch::NoGradGuard no_grad;
+      const auto pa = a.named_parameters();
+      for (auto& [name, p] : c.named_parameters()) p.copy_(pa.at(name));
+    }
+    auto trainer_c = make_trainer(c, trainer_options(2));
+    trainer_c.set_step_count(trainer_a.step_count());
+
+    const auto sa = trainer_a.step(samples);
+    const auto sb = trainer_b.step(samples);
+    REQUIRE(trainer_c.step(samples).ok());
+    REQUIRE(sa.ok());
+    REQUIRE(sb.ok());
+    CHECK(sa->lr == sb->lr);
+    CHECK(sa->loss == sb->loss);
+    CHECK(max_weight_difference(a, b) == 0.0);
+    const double fresh = max_weight_difference(a, c);
+    MESSAGE("max weight difference with a fresh optimizer: " << fresh);
+    CHECK(fresh > 1e-5);
+  }
+
+  TEST_CASE("a mismatched optimizer state is refused, names the tensor and changes nothing") {
+    auto model = load_tiny();
+    const auto samples = make_samples(model, 1.0);
+    auto trainer = make_trainer(model, trainer_options(5));
+    REQUIRE(trainer.step(samples).ok());
+    const auto good = trainer.optimizer_state();
+
+    auto missing = good;
+    missing.erase("exp_avg/model.norm.weight");
+    const auto s1 = trainer.load_optimizer_state(missing);
+    CHECK_FALSE(s1.ok());
+    CHECK(s1.message() == "optimizer state: missing exp_avg/model.norm.weight");
+
+    auto wrong_shape = good;
+    wrong_shape["exp_avg_sq/model.layers.0.mlp.up_proj.weight"] = torch::zeros({64, 176}, torch::kFloat64);
+    const auto s2 = trainer.load_optimizer_state(wrong_shape);
+    CHECK_FALSE(s2.ok());
+    CHECK(s2.message() ==
+          "optimizer state: shape mismatch for exp_avg_sq/model.layers.0.mlp.up_proj.weight [64,176] vs [176,64]");
+
+    auto extra = good;
+    extra["exp_avg/model.layers.2.mlp.up_proj.weight"] = torch::zeros({176, 64}, torch::kFloat64);
+    const auto s3 = trainer.load_optimizer_state(extra);
+    CHECK_FALSE(s3.ok());
+    CHECK(s3.message().find("unexpected tensor exp_avg/model.layers.2.mlp.up_proj.weight") != std::string::npos);
+
+    const auto after = trainer.optimizer_state();
+    REQUIRE(after.size() == good.size());
+    for (const auto& [name, t] : good) CHECK_MESSAGE(torch::equal(after.at(name), t), name);
+  }
+
+  TEST_CASE("malformed samples and options are errors that say what is wrong") {
+    auto model = load_tiny();
+    auto samples = make_samples(model, 1.0);
+    auto trainer = make_trainer(model, trainer_options(2));
+
+    auto bad = samples;
+    bad[3].loss_mask.pop_back();
+    const auto s1 = trainer.step(bad);
+    REQUIRE_FALSE(s1.ok());
+    CHECK(s1.status().message().find("sample 3: loss_mask (4) and old_logprobs (5)") != std::string::npos);
+
+    bad = samples;
+    bad[1].response[0] = 1024;
+    const auto s2 = trainer.step(bad);
+    REQUIRE_FALSE(s2.ok());
+    CHECK(s2.status().message().find("sample 1: token id 1024 outside the vocabulary") != std::string::npos);
+
+    bad = samples;
+    for (auto& s : bad) std::fill(s.loss_mask.begin(), s.loss_mask.end(), 0);
+    const auto s3 = trainer.step(bad);
+    REQUIRE_FALSE(s3.ok());
+    CHECK(s3.status().message().find("no model token") != std::string::npos);
+    CHECK(trainer.step_count() == 0);
+
+    auto options = trainer_options(2);
+    options.algorithm.kl_coef = 0.1;
+    const auto no_ref = PolicyTrainer::create(model, options);
+    REQUIRE_FALSE(no_ref.ok());
+    CHECK(no_ref.status().message().find("kl_coef > 0 needs a reference model") != std::string::npos);
+    options = trainer_options(2);
+    options.temperature = 0.0;
+    const auto greedy = PolicyTrainer::create(model, options);
+    REQUIRE_FALSE(greedy.ok());
+    CHECK(greedy.status().message().find("temperature must be > 0") != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace torl::model
