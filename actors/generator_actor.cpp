@@ -170,6 +170,14 @@ GeneratorApi::behavior_type generator_actor(Self self, GeneratorSetup setup) {
         ask_for_work(self);
         schedule_step(self);
       },
+      [self](weights_atom, const WeightsUpdate& update) {
+        GeneratorState& s = self->state;
+        if (s.setup.weights) {
+          torch::NoGradGuard no_grad;
+          for (auto& [name, tensor] : s.setup.weights->named_parameters()) tensor.copy_(update.tensors->at(name));
+        }
+        s.version = update.version;
+      },
       [self](step_atom) { step(self); },
   };
 }

@@ -24,12 +24,14 @@
 #include "actors/trace.hpp"
 #include "config/config.hpp"
 #include "model/generation_engine.hpp"
+#include "model/qwen2.hpp"
 
 namespace torl::actors {
 
 struct GeneratorSetup {
   int index = 0;                         // generator-N in traces and metrics
   model::CausalLm* model = nullptr;      // used only on this actor's thread
+  model::Qwen2Model* weights = nullptr;  // the weights under `model`, replaced by WeightsUpdates; may be null
   const model::Tokenizer* tokenizer = nullptr;
   std::vector<int64_t> eos_ids;
   std::vector<std::string> stop_strings;  // what a new trajectory starts with

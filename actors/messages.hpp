@@ -5,6 +5,8 @@
 //     ^   <--credit--     ^  <--resume, release--       |  <--result--
 //     |                                                 +--score--> reward
 //     +------------------------finished-----------------+
+//     |
+//     +--trajectory--> learner --weights (version k+1)--> every generator
 //
 // Generators pull prompts with credits (how many more they can take), so the driver never pushes
 // more than a generator can admit. Plain sends are one-way; the two requests (exec, score) carry a
@@ -12,12 +14,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/all.hpp>
 
 #include "actors/trajectory.hpp"
+#include "model/safetensors.hpp"
 #include "sandbox/execution_result.hpp"
 
 namespace torl::actors {
@@ -28,6 +32,13 @@ struct ResumeCommand {
   std::vector<int32_t> tokens;  // tool tokens to append (empty after a void call)
   bool stop_strings = true;     // false after the C-th execution
   int64_t max_new_tokens = 0;   // what is left of the response budget
+};
+
+// New policy weights (learner -> generators): a snapshot the learner will not touch again, shared by
+// every generator, each copying it into its own model between two decode steps.
+struct WeightsUpdate {
+  int32_t version = 0;  // optimizer steps behind these weights
+  std::shared_ptr<const model::TensorMap> tensors;  // HF parameter names
 };
 
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
@@ -41,12 +52,14 @@ using exec_atom = caf::atom_constant<caf::atom("exec")>;
 using exec_done_atom = caf::atom_constant<caf::atom("exec_done")>;
 using score_atom = caf::atom_constant<caf::atom("score")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
+using weights_atom = caf::atom_constant<caf::atom("weights")>;
 
 // Generator: decodes a batch of sequences; knows stop strings, not tools.
 using GeneratorApi = caf::typed_actor<
     caf::reacts_to<jobs_atom, std::vector<RolloutJob>>,  // driver: prompts within the granted credit
     caf::reacts_to<resume_atom, ResumeCommand>,          // interceptor: append tokens, continue
     caf::reacts_to<release_atom, int64_t>,               // interceptor: trajectory done, free its slot
+    caf::reacts_to<weights_atom, WeightsUpdate>,         // learner: decode with these weights from now on
     caf::reacts_to<step_atom>>;                          // itself: one engine step
 
 // Interceptor: the tool protocol (ToolLoop) for every live trajectory.
@@ -68,6 +81,9 @@ using DriverApi = caf::typed_actor<
     caf::reacts_to<credit_atom, int64_t>,                // generator: it can take this many more jobs
     caf::reacts_to<finished_atom, Trajectory>>;          // interceptor: scored (or failed) trajectory
 
+// Learner: collects each step's groups, takes the GRPO step, publishes the weights.
+using LearnerApi = caf::typed_actor<caf::reacts_to<finished_atom, Trajectory>>;  // driver's caller: one more sample
+
 }  // namespace torl::actors
 
 // Local messages only: these types never cross a process boundary, so they need no serializer.
@@ -77,3 +93,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(torl::actors::Segment)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(torl::actors::ResumeCommand)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(torl::actors::Trajectory)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(torl::sandbox::ExecutionResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(torl::actors::WeightsUpdate)

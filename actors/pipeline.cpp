@@ -42,7 +42,8 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
   // generators: one per model, each asking the driver for work as soon as it exists
   const ToolLoop loop(rules, *setup.tokenizer);
   for (int g = 0; g < generators; ++g) {
-    GeneratorSetup generator{g, setup.models[static_cast<size_t>(g)], setup.tokenizer, setup.eos_ids,
+    model::Qwen2Model* weights = setup.weights.empty() ? nullptr : setup.weights[static_cast<size_t>(g)];
+    GeneratorSetup generator{g, setup.models[static_cast<size_t>(g)], weights, setup.tokenizer, setup.eos_ids,
                              loop.initial_stop_strings(), setup.rollout.mode, setup.rollout.max_batch,
                              setup.tool.max_pending,
                              setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace};

@@ -15,6 +15,7 @@
 #include "actors/trace.hpp"
 #include "config/config.hpp"
 #include "model/generation_engine.hpp"
+#include "model/qwen2.hpp"
 #include "sandbox/code_runner.hpp"
 
 namespace torl::actors {
@@ -26,6 +27,7 @@ struct PipelineSetup {
   config::RewardConfig reward;
   const model::Tokenizer* tokenizer = nullptr;
   std::vector<model::CausalLm*> models;  // one generator each; each used only on its generator's thread
+  std::vector<model::Qwen2Model*> weights;  // training: the weights under each model, updated by the learner
   std::vector<int64_t> eos_ids;
   sandbox::CodeRunner* runner = nullptr;
   PipelineMetrics* metrics = nullptr;    // sized for models.size() generators

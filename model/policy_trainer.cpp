@@ -82,6 +82,9 @@ MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t be
   return mb;
 }
 
+// The step's summed statistics, in this order.
+enum StatIndex { kLoss, kPg, kKl, kEntropy, kPpoKl, kTokens, kClipped, kSums };
+
 Status torch_error(const std::string& doing, const std::exception& e) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
   return {StatusCode::kInternal,
@@ -127,7 +130,12 @@ Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTr
                             std::to_string(policy.config().vocab_size));
   }
   try {
-    return PolicyTrainer(policy, options, reference);
+    PolicyTrainer trainer(policy, options, reference);
+    if (options.sync) {
+      const auto status = options.sync->broadcast_from_rank0(trainer.params_);
+      if (!status.ok()) return status.with_context("policy trainer: copying rank 0's parameters");
+    }
+    return trainer;
   } catch (const std::exception& e) {
     return torch_error("policy trainer: creating the optimizer", e);
   }
@@ -140,9 +148,9 @@ double PolicyTrainer::learning_rate() const {
 }
 
 Status PolicyTrainer::check_samples(const std::vector<PolicySample>& samples) const {
-  if (samples.empty()) return invalid_argument("policy update: no samples");
+  // A rank's share may be empty; a whole step may not.
+  if (samples.empty() && !options_.sync) return invalid_argument("policy update: no samples");
   const int64_t vocab = policy_->config().vocab_size;
-  bool any_token = false;
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     const std::string where = "policy update: sample " + std::to_string(i) + ": ";
@@ -167,37 +175,57 @@ Status PolicyTrainer::check_samples(const std::vector<PolicySample>& samples) co
         return invalid_argument(where + "old log-prob of response token " + std::to_string(j) +
                                 " is not finite");
       }
-      any_token = any_token || s.loss_mask[j] != 0;
     }
     if (!std::isfinite(s.advantage)) return invalid_argument(where + "advantage is not finite");
   }
-  if (!any_token) return invalid_argument("policy update: no model token in the batch (all masked)");
   return {};
 }
 
 Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySample>& samples) {
   const auto start = std::chrono::steady_clock::now();
-  TORL_RETURN_IF_ERROR(check_samples(samples));
+  const auto& sync = options_.sync;
+  const auto device = policy_->device();
 
-  // The whole step's normaliser, so that micro-batch losses add up to the full batch's.
+  // ---- the whole step's normaliser (over every rank), so that micro-batch losses add up to the full batch's ----
   auto options = GrpoLossOptions::from_config(options_.algorithm);
+  const Status refused = check_samples(samples);
   double normaliser = 0;
-  for (const auto& s : samples) {
-    const auto n = std::count_if(s.loss_mask.begin(), s.loss_mask.end(), [](uint8_t m) { return m != 0; });
-    normaliser += options.loss_agg == config::LossAggregation::kTokenMean ? n : (n > 0 ? 1 : 0);
+  if (refused.ok()) {
+    for (const auto& s : samples) {
+      const auto n = std::count_if(s.loss_mask.begin(), s.loss_mask.end(), [](uint8_t m) { return m != 0; });
+      normaliser += options.loss_agg == config::LossAggregation::kTokenMean ? n : (n > 0 ? 1 : 0);
+    }
   }
+  if (sync) {  // every rank takes part, also one whose samples are refused, so that none waits forever
+    double global[2] = {normaliser, refused.ok() ? 0.0 : 1.0};
+    try {
+      auto agreed = torch::tensor({global[0], global[1]}, torch::kFloat64).to(device);
+      TORL_RETURN_IF_ERROR(sync->all_reduce({agreed}).with_context("policy update: summing the normaliser"));
+      agreed = agreed.to(torch::kCPU);
+      global[0] = agreed[0].item<double>(), global[1] = agreed[1].item<double>();
+    } catch (const std::exception& e) {
+      return torch_error("policy update: summing the normaliser", e);
+    }
+    if (refused.ok() && global[1] > 0) {
+      return invalid_argument("policy update: another rank's samples were refused (see its error)");
+    }
+    normaliser = global[0];
+  }
+  TORL_RETURN_IF_ERROR(refused);
+  if (normaliser == 0) return invalid_argument("policy update: no model token in the batch (all masked)");
   options.normaliser = normaliser;
 
+  // ---- forward and backward, one micro-batch at a time ----
   StepStats stats;
+  Status failure;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  // Sums over micro-batches (each term is already divided by the whole step's normaliser), and the
+  // ratio's extremes as [max, -min] (both reduce with a max over ranks); float64 on the device, read
+  // back once at the end.
+  auto sums = torch::zeros({kSums}, f64), ratio_extremes = torch::full({2}, -INFINITY, f64);
   try {
     optimizer_->zero_grad();
-    const auto device = policy_->device();
     const auto micro = static_cast<size_t>(options_.train.micro_batch);
-    // Sums over micro-batches (each term is already divided by the whole step's normaliser), and
-    // extremes of the ratio; float64 on the device, read back once at the end.
-    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
-    enum { kLoss, kPg, kKl, kEntropy, kPpoKl, kTokens, kClipped, kSums };
-    auto sums = torch::zeros({kSums}, f64);
     auto ratio_min = torch::full({}, INFINITY, f64), ratio_max = torch::full({}, -INFINITY, f64);
     for (size_t begin = 0; begin < samples.size(); begin += micro) {
       const size_t end = std::min(samples.size(), begin + micro);
@@ -227,18 +255,70 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       ratio_max = torch::where(has_tokens, torch::max(ratio_max, out.ratio_max.to(torch::kFloat64)), ratio_max);
       stats.total_tokens += mb.tokens;
     }
-    const auto all = torch::cat({sums, ratio_min.unsqueeze(0), ratio_max.unsqueeze(0)}).to(torch::kCPU);
+    ratio_extremes = torch::stack({ratio_max, -ratio_min});
+  } catch (const std::exception& e) {
+    failure = torch_error("policy update: forward/backward", e);
+  }
+
+  // ---- data parallel: the statistics and gradients of every rank's share ----
+  if (sync) {
+    TORL_RETURN_IF_ERROR(combine_over_ranks(sums, ratio_extremes, stats.total_tokens, failure));
+  }
+  TORL_RETURN_IF_ERROR(failure);
+  try {
+    const auto all = torch::cat({sums, ratio_extremes}).to(torch::kCPU);
     const auto v = all.accessor<double, 1>();
     stats.loss = v[kLoss], stats.pg_loss = v[kPg], stats.kl = v[kKl], stats.entropy = v[kEntropy];
     stats.ppo_kl = v[kPpoKl];
     stats.tokens = static_cast<int64_t>(v[kTokens]);
     stats.clip_fraction = v[kTokens] > 0 ? v[kClipped] / v[kTokens] : 0.0;
-    stats.ratio_min = v[kSums], stats.ratio_max = v[kSums + 1];
+    stats.ratio_max = v[kSums], stats.ratio_min = -v[kSums + 1];
+    if (stats.tokens == 0) stats.ratio_min = stats.ratio_max = 1.0;
   } catch (const std::exception& e) {
-    return torch_error("policy update: forward/backward", e);
+    return torch_error("policy update: reading the statistics", e);
   }
   stats.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return stats;
+}
+
+Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes,
+                                         int64_t& total_tokens, const Status& local_failure) {
+  const auto& sync = options_.sync;
+  const auto device = policy_->device();
+  // One sum for the statistics, the failure flag and which gradients exist anywhere (a parameter
+  // unused on every rank keeps no gradient, as in one process); one max for the ratio extremes.
+  torch::Tensor shared;
+  try {
+    std::vector<double> extra = {static_cast<double>(total_tokens), local_failure.ok() ? 0.0 : 1.0};
+    for (const auto& p : params_) extra.push_back(p.grad().defined() ? 1.0 : 0.0);
+    shared = torch::cat({sums, torch::tensor(extra, torch::kFloat64).to(device)});
+  } catch (const std::exception& e) {
+    return torch_error("policy update: gathering the statistics", e);
+  }
+  TORL_RETURN_IF_ERROR(sync->all_reduce({shared}).with_context("policy update: summing the statistics"));
+  TORL_RETURN_IF_ERROR(sync->all_reduce({ratio_extremes}, GradientSync::Op::kMax)
+                           .with_context("policy update: the ratio extremes"));
+  std::vector<torch::Tensor> grads;
+  try {
+    const auto extra = shared.narrow(0, kSums, shared.size(0) - kSums).to(torch::kCPU);
+    const auto v = extra.accessor<double, 1>();
+    if (v[1] > 0) {
+      optimizer_->zero_grad();
+      if (!local_failure.ok()) return local_failure;
+      return Status(StatusCode::kInternal, "policy update: another rank failed in forward/backward (see its error)");
+    }
+    sums = shared.narrow(0, 0, kSums);
+    total_tokens = static_cast<int64_t>(v[0]);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (v[2 + i] == 0) continue;
+      auto& p = params_[i];
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+  } catch (const std::exception& e) {
+    return torch_error("policy update: reading the summed statistics", e);
+  }
+  return sync->all_reduce(grads).with_context("policy update: summing the gradients");
 }
 
 Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples) {

@@ -7,6 +7,11 @@
 // Owned by the learner; one thread at a time. It borrows the policy (and the optional frozen reference
 // model for the KL term), which must outlive it; the policy's parameters are set to require grad.
 // Optimizer state can be saved and restored as a TensorMap for checkpoints (safetensors.hpp).
+//
+// Data parallel (options.sync set): every rank owns a trainer over its own copy of the policy and
+// calls create, step and compute_gradients in lockstep, each with its share of the step's samples.
+// The normaliser, the gradients and the statistics are summed over the ranks, so every rank takes the
+// step one process would take on the union of the shares (split in micro-batches the same way).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +21,7 @@
 
 #include "common/status.hpp"
 #include "config/config.hpp"
+#include "model/data_parallel.hpp"
 #include "model/grpo.hpp"
 #include "model/qwen2.hpp"
 #include "model/safetensors.hpp"
@@ -35,9 +41,11 @@ struct PolicyTrainerOptions {
   config::TrainConfig train;          // lr, betas, weight decay, grad_clip, warmup_steps, micro_batch
   config::AlgorithmConfig algorithm;  // clip, aggregation, KL, entropy
   double temperature = 1.0;           // the rollout's sampling temperature; > 0
+  std::shared_ptr<GradientSync> sync;  // the data-parallel group; null = a single process
 };
 
-// What one step did. Loss terms are aggregated as in the loss (algorithm.loss_agg) over the whole step.
+// What one step did. Loss terms are aggregated as in the loss (algorithm.loss_agg) over the whole step
+// (over every rank's share when data parallel; the same numbers on every rank).
 struct StepStats {
   double loss = 0;            // the optimised objective
   double pg_loss = 0;
@@ -57,18 +65,23 @@ class PolicyTrainer {
  public:
   // Checks the options (temperature > 0; a reference model when kl_coef > 0, with the policy's
   // vocabulary and not the policy itself) and creates the AdamW optimizer over the policy's
-  // parameters. Errors say which option is wrong.
+  // parameters. With options.sync, every rank must call it: the policy's parameters are overwritten
+  // with rank 0's, so that the ranks start equal. Errors say which option is wrong, or that the
+  // broadcast failed.
   static Expected<PolicyTrainer> create(Qwen2Model& policy, const PolicyTrainerOptions& options,
                                         const Qwen2Model* reference = nullptr);
 
-  // One optimizer step on `samples` (the whole step's batch): compute_gradients, then clip and step.
+  // One optimizer step on `samples` (the whole step's batch, or this rank's share of it; a rank's
+  // share may be empty): compute_gradients, then clip and step.
   // Errors (nothing is changed): malformed samples (which one and why), no model token in the batch,
-  // a non-finite gradient norm, a LibTorch failure such as out of memory.
+  // a non-finite gradient norm, a LibTorch failure such as out of memory. Data parallel, every rank
+  // fails when one does (the others say so), so that none is left waiting in a collective; a failed
+  // collective (a rank died or timed out) is an error too, after which the group is unusable.
   Expected<StepStats> step(const std::vector<PolicySample>& samples);
 
   // The forward/backward half of step(): zeroes the gradients and leaves the gradient of the step's
-  // loss (summed over micro-batches) in the parameters' grad(); grad_norm and lr are left 0. For
-  // tests and diagnostics.
+  // loss (summed over micro-batches, and over the ranks when data parallel) in the parameters'
+  // grad(); grad_norm and lr are left 0. For tests and diagnostics.
   Expected<StepStats> compute_gradients(const std::vector<PolicySample>& samples);
 
   // The learning rate the next step uses: train.lr * min(1, (step_count + 1) / warmup_steps).
@@ -92,6 +105,9 @@ class PolicyTrainer {
   PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& options, const Qwen2Model* reference);
 
   Status check_samples(const std::vector<PolicySample>& samples) const;
+  // Data parallel: sums the statistics and the gradients over the ranks (see compute_gradients).
+  Status combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes, int64_t& total_tokens,
+                            const Status& local_failure);
 
   // ---- set once by create ----
   Qwen2Model* policy_;

@@ -36,6 +36,9 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl eval CONFIG [--set ...] [--output DIR] | eval bench ...
 int eval_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl train CONFIG [--set ...] [--resume]
+int train_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 

@@ -10,13 +10,13 @@
 #include "actors/dataset.hpp"
 #include "actors/pipeline.hpp"
 #include "common/asio.hpp"
-#include "config/load.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "model/scripted_lm.hpp"
 #include "sandbox/code_runner.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
+#include "tools/run_setup.hpp"
 
 namespace torl::tools {
 namespace {
@@ -69,12 +69,6 @@ class Progress {
   double drawn_ms_ = -1e9;
 };
 
-Expected<config::Config> load(const std::string& file, const std::vector<std::string>& sets) {
-  config::LoadOptions options;
-  options.overrides = sets;
-  return config::load_config_or_error(file, options);
-}
-
 // ---- eval ----
 
 struct DatasetRow {
@@ -118,7 +112,7 @@ void print_table(const std::vector<DatasetRow>& rows, std::ostream& out) {
 
 int eval(const std::string& file, const std::vector<std::string>& sets, std::string output, std::ostream& out,
          std::ostream& err) {
-  auto loaded = load(file, sets);
+  auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl eval: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
   if (config.data.eval_files.empty()) {
@@ -130,11 +124,8 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
                                                                           : run_dir / "eval";
 
   // ---- tokenizer and model ----
-  Expected<model::Tokenizer> tokenizer = model::Tokenizer::byte_level({});
-  if (!config.model.byte_level_tokenizer) {
-    tokenizer = model::Tokenizer::load(config.model.tokenizer.empty() ? config.model.path : config.model.tokenizer);
-    if (!tokenizer) return err << "torl eval: model.tokenizer: " << tokenizer.status().message() << "\n", kExitFailed;
-  }
+  auto tokenizer = load_run_tokenizer(config);
+  if (!tokenizer) return err << "torl eval: " << tokenizer.status().message() << "\n", kExitFailed;
   auto device = model::resolve_device(config.model.device);
   if (!device) return err << "torl eval: model.device: " << device.status().message() << "\n", kExitUsage;
   auto qwen = model::Qwen2Model::load(config.model.path, *device, model::scalar_type(config.model.dtype));
@@ -286,7 +277,7 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
           const std::string& latency, std::ostream& out, std::ostream& err) {
   config::Config config;
   if (!file.empty() || !sets.empty()) {
-    auto loaded = load(file, sets);
+    auto loaded = load_run_config(file, sets);
     if (!loaded) return err << "torl eval bench: " << loaded.status().message() << "\n", kExitUsage;
     config = *loaded;
   }

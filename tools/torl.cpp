@@ -22,7 +22,7 @@ struct Command {
 };
 
 constexpr std::array kCommands = {
-    Command{"train", nullptr, "GRPO training with tool-integrated rollouts", "#8"},
+    Command{"train", train_command, "GRPO training with tool-integrated rollouts", ""},
     Command{"eval", eval_command, "tool-integrated rollouts and scores on eval sets (and bench: the pipeline)", ""},
     Command{"sweep", nullptr, "a grid of runs with one summary table", "#10"},
     Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},

@@ -1,0 +1,145 @@
+// Debian's LibTorch is built with Gloo; its headers declare ProcessGroupGloo only under this macro.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+#if !__has_include(<gloo/config.h>)
+#error "model/data_parallel.cpp needs Gloo's headers: apt-get install libgloo-dev (tools/setup lists it)"
+#endif
+
+#include "model/data_parallel.hpp"
+
+#include <map>
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef TORL_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace torl::model {
+namespace {
+
+std::string error_text(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  return c10_error ? c10_error->what_without_backtrace() : e.what();
+}
+
+class ProcessGroupSync final : public GradientSync {
+ public:
+  explicit ProcessGroupSync(c10::intrusive_ptr<c10d::ProcessGroup> group) : group_(std::move(group)) {}
+
+  int rank() const override { return group_->getRank(); }
+  int world_size() const override { return group_->getSize(); }
+
+  Status all_reduce(const std::vector<torch::Tensor>& tensors, Op op) override {
+    c10d::AllreduceOptions options;
+    options.reduceOp = op == Op::kSum ? c10d::ReduceOp::SUM : c10d::ReduceOp::MAX;
+    return for_each_bucket("all-reduce", tensors, [&](std::vector<torch::Tensor>& bucket) {
+      group_->allreduce(bucket, options)->wait();
+    });
+  }
+
+  Status broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) override {
+    c10d::BroadcastOptions options;
+    options.rootRank = 0;
+    return for_each_bucket("broadcast", tensors, [&](std::vector<torch::Tensor>& bucket) {
+      group_->broadcast(bucket, options)->wait();
+    });
+  }
+
+ private:
+  // Runs `collective` once per dtype on a flat copy of that dtype's tensors, then copies the result
+  // back. (A c10d call with several tensors means several local replicas of one tensor, not a list.)
+  template <class Collective>
+  Status for_each_bucket(const char* what, const std::vector<torch::Tensor>& tensors, Collective collective) {
+    try {
+      torch::NoGradGuard no_grad;
+      std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // ordered: the same on every rank
+      for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
+      for (const auto& [dtype, indices] : by_dtype) {
+        std::vector<torch::Tensor> flat;
+        for (const size_t i : indices) flat.push_back(tensors[i].detach().reshape(-1));
+        std::vector<torch::Tensor> bucket = {torch::cat(flat)};
+        collective(bucket);
+        int64_t offset = 0;
+        for (const size_t i : indices) {
+          const int64_t n = tensors[i].numel();
+          tensors[i].detach().copy_(bucket[0].narrow(0, offset, n).view(tensors[i].sizes()));
+          offset += n;
+        }
+      }
+      return {};
+    } catch (const std::exception& e) {
+      return Status(StatusCode::kUnavailable, std::string(what) + " over the " + group_->getBackendName() +
+                                                  " group (rank " + std::to_string(rank()) + " of " +
+                                                  std::to_string(world_size()) + "): " + error_text(e));
+    }
+  }
+
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+};
+
+Status check_ranks(int rank, int world_size) {
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    return invalid_argument("rank " + std::to_string(rank) + " of world size " + std::to_string(world_size) +
+                            ": need 0 <= rank < world_size");
+  }
+  return {};
+}
+
+c10::intrusive_ptr<c10d::Store> make_store(int rank, int world_size, const std::string& master_addr,
+                                           uint16_t master_port, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions options;
+  options.port = master_port;
+  options.isServer = rank == 0;
+  options.numWorkers = static_cast<size_t>(world_size);
+  options.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(master_addr, options);
+}
+
+std::string joining(const char* backend, int rank, int world_size, const std::string& addr, uint16_t port) {
+  return std::string("joining ") + backend + " group as rank " + std::to_string(rank) + " of " +
+         std::to_string(world_size) + " via " + addr + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+std::shared_ptr<GradientSync> make_process_group_sync(const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
+  TORL_CHECK(group, "make_process_group_sync: null process group");
+  return std::make_shared<ProcessGroupSync>(group);
+}
+
+Expected<std::shared_ptr<GradientSync>> make_gloo_group(int rank, int world_size, const std::string& master_addr,
+                                                        uint16_t master_port, std::chrono::milliseconds timeout) {
+  const std::string doing = joining("gloo", rank, world_size, master_addr, master_port);
+  if (auto status = check_ranks(rank, world_size); !status.ok()) return status.with_context(doing);
+  try {
+    auto store = make_store(rank, world_size, master_addr, master_port, timeout);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
+    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group)));
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, doing + ": " + error_text(e));
+  }
+}
+
+#ifdef TORL_WITH_NCCL
+Expected<std::shared_ptr<GradientSync>> make_nccl_group(int rank, int world_size, const std::string& master_addr,
+                                                        uint16_t master_port, std::chrono::milliseconds timeout) {
+  const std::string doing = joining("nccl", rank, world_size, master_addr, master_port);
+  if (auto status = check_ranks(rank, world_size); !status.ok()) return status.with_context(doing);
+  try {
+    auto store = make_store(rank, world_size, master_addr, master_port, timeout);
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world_size, options);
+    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group)));
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, doing + ": " + error_text(e));
+  }
+}
+#endif
+
+}  // namespace torl::model

@@ -1,0 +1,65 @@
+// Data parallelism for the policy trainer (DESIGN.md §6): R ranks (processes, or threads in tests)
+// each run forward/backward on their share of a step's samples; a GradientSync combines what they
+// computed (the loss normaliser, the gradients, the statistics) so that every rank takes the same
+// optimizer step as one process would on the union of the samples.
+//
+// GradientSync is the small interface the trainer needs; the implementation behind it is a c10d
+// process group (Gloo on CPU, NCCL on CUDA when built with TORL_WITH_NCCL), kept out of this header
+// so that including it does not pull in c10d. Collectives block until every rank has joined; every
+// rank must call them in the same order with tensors of the same shapes and dtypes. One thread per
+// GradientSync at a time; a group lives as long as the last shared_ptr to it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "common/status.hpp"
+
+namespace c10d {
+class ProcessGroup;
+}
+
+namespace torl::model {
+
+class GradientSync {
+ public:
+  enum class Op { kSum, kMax };
+
+  virtual ~GradientSync() = default;
+  virtual int rank() const = 0;        // 0 .. world_size - 1
+  virtual int world_size() const = 0;  // >= 1
+
+  // Replaces each tensor, in place, by its element-wise reduction (`op`) over the ranks. Tensors of
+  // one dtype travel as one flattened buffer. Errors (the tensors are then unspecified): a transport
+  // failure or timeout, e.g. a rank that died; the message says which collective.
+  virtual Status all_reduce(const std::vector<torch::Tensor>& tensors, Op op = Op::kSum) = 0;
+
+  // Overwrites each tensor, in place (also parameters that require grad), with rank 0's values.
+  virtual Status broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) = 0;
+};
+
+// Wraps an existing c10d process group (any backend); `group` must not be null.
+std::shared_ptr<GradientSync> make_process_group_sync(const c10::intrusive_ptr<c10d::ProcessGroup>& group);
+
+// Joins a Gloo group (CPU tensors) of `world_size` ranks. Rendezvous through a c10d::TCPStore at
+// master_addr:master_port, which rank 0 serves; every rank calls this, and each blocks until all have
+// joined or `timeout` passes (the same timeout then bounds each collective). Gloo binds to this
+// host's address (its hostname's, else loopback). Errors: bad rank/world size, the port in use or
+// unreachable, a timeout: "joining gloo group as rank 1 of 2 via 10.0.0.1:29500: <cause>".
+Expected<std::shared_ptr<GradientSync>> make_gloo_group(
+    int rank, int world_size, const std::string& master_addr, uint16_t master_port,
+    std::chrono::milliseconds timeout = std::chrono::minutes(5));
+
+#ifdef TORL_WITH_NCCL
+// The same for CUDA tensors over NCCL (one GPU per rank, selected by the caller before this call).
+Expected<std::shared_ptr<GradientSync>> make_nccl_group(
+    int rank, int world_size, const std::string& master_addr, uint16_t master_port,
+    std::chrono::milliseconds timeout = std::chrono::minutes(5));
+#endif
+
+}  // namespace torl::model

@@ -1,0 +1,47 @@
+#!/bin/sh
+# kill -9 during torl train, then --resume: the metrics continue from the last checkpoint (each step
+# once), and every step trains on the same problems as an uninterrupted run, with the same rewards, and
+# ends with the same weights. (The entropy bonus makes every step change the weights even though the
+# random fixture model earns the same reward everywhere.)
+# Usage (from the project root): train_resume_test.sh TORL OUTPUT_DIR
+set -u
+torl=$1
+out=$2/train-resume
+rm -rf "$out"
+config=config/examples/fixture-train.yaml
+sets="--set run.output_dir=$out --set train.steps=4 --set train.checkpoint_every=2 --set algorithm.entropy_coef=0.05"
+
+"$torl" train $config $sets --set run.name=straight 2>"$out.straight.log" >/dev/null || { cat "$out.straight.log"; exit 1; }
+
+TORL_TEST_KILL_AFTER_STEP=3 "$torl" train $config $sets --set run.name=killed 2>"$out.killed.log" >/dev/null
+status=$?
+[ $status -eq 137 ] || { echo "expected the run to die of SIGKILL (137), got $status"; cat "$out.killed.log"; exit 1; }
+"$torl" train $config $sets --set run.name=killed 2>"$out.refused.log" >/dev/null
+[ $? -eq 2 ] && grep -q "pass --resume" "$out.refused.log" || { echo "a run folder with checkpoints was reused without --resume"; exit 1; }
+"$torl" train $config $sets --set run.name=killed --resume 2>"$out.resumed.log" >/dev/null || { cat "$out.resumed.log"; exit 1; }
+
+cmp -s "$out/straight/checkpoints/step-00000004/model.safetensors" "$out/killed/checkpoints/step-00000004/model.safetensors" ||
+  { echo "the resumed run ends with other weights than the uninterrupted one"; exit 1; }
+cmp -s "$out/straight/checkpoints/step-00000002/model.safetensors" "$out/straight/checkpoints/step-00000004/model.safetensors" &&
+  { echo "the weights did not change between steps 2 and 4: the test would prove nothing"; exit 1; }
+
+# a corrupt checkpoint is refused with the file named, and nothing is trained on it
+printf 'X' | dd of="$out/killed/checkpoints/step-00000004/model.safetensors" bs=1 seek=200 conv=notrunc 2>/dev/null
+"$torl" train $config $sets --set run.name=killed --set train.steps=5 --resume 2>"$out.corrupt.log" >/dev/null
+[ $? -eq 1 ] && grep -q "step-00000004': model.safetensors is corrupt" "$out.corrupt.log" ||
+  { echo "a corrupt checkpoint was not refused:"; cat "$out.corrupt.log"; exit 1; }
+
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+def steps(name):
+    return [json.loads(line) for line in open(f"{out}/{name}/metrics.jsonl")]
+a, b = steps("straight"), steps("killed")
+assert [s["step"] for s in a] == [1, 2, 3, 4], [s["step"] for s in a]
+assert [s["step"] for s in b] == [1, 2, 3, 4], f"resumed metrics steps: {[s['step'] for s in b]}"
+for x, y in zip(a, b):
+    assert x["data/problems"] == y["data/problems"], (x["step"], x["data/problems"], y["data/problems"])
+    assert x["reward/mean"] == y["reward/mean"], (x["step"], x["reward/mean"], y["reward/mean"])
+    assert x["response/length_mean"] == y["response/length_mean"], (x["step"], x["response/length_mean"], y["response/length_mean"])
+print("resumed run matches:", [s["data/problems"] for s in b])
+PY
