@@ -28,7 +28,7 @@ void publish(Self self, int32_t version) {
 // Takes every step whose batch is complete, in order.
 void take_ready_steps(Self self) {
   LearnerState& s = self->state;
-  const size_t batch_size = static_cast<size_t>(s.setup.prompts_per_step) * static_cast<size_t>(s.setup.samples_per_prompt);
+  const size_t batch_size = static_cast<size_t>(s.setup.groups_here) * static_cast<size_t>(s.setup.samples_per_prompt);
   for (auto it = s.batches.find(s.next_step); it != s.batches.end() && it->second.size() == batch_size;
        it = s.batches.find(s.next_step)) {
     StepReport report;

@@ -39,7 +39,8 @@ struct LearnerSetup {
   model::PolicyTrainer* trainer = nullptr;   // owned by the caller; used only on the learner's thread
   model::Qwen2Model* policy = nullptr;       // the trainer's policy
   std::vector<GeneratorApi> generators;      // receive every new version
-  int prompts_per_step = 1, samples_per_prompt = 1;
+  int prompts_per_step = 1, samples_per_prompt = 1;  // of the whole step: job id / (P * n) is its step
+  int groups_here = 1;                       // groups of a step this learner trains on (its data-parallel share)
   config::AlgorithmConfig algorithm;
   double unscored_reward = -1.0;             // the reward of a trajectory that failed before scoring
   int64_t first_step = 0;                    // steps already done (a resumed run)

@@ -66,10 +66,10 @@ std::vector<int64_t> TrainData::problems_of_step(int64_t step) const {
   return picked;
 }
 
-std::vector<RolloutJob> TrainData::jobs_of_step(int64_t step) const {
+std::vector<RolloutJob> TrainData::jobs_of_step(int64_t step, int rank, int world) const {
   std::vector<RolloutJob> jobs;
   const std::vector<int64_t> picked = problems_of_step(step);
-  for (size_t group = 0; group < picked.size(); ++group) {
+  for (size_t group = static_cast<size_t>(rank); group < picked.size(); group += static_cast<size_t>(world)) {
     const Problem& problem = problems_[static_cast<size_t>(picked[group])];
     for (int sample = 0; sample < samples_; ++sample) {
       RolloutJob job;

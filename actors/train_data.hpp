@@ -26,8 +26,9 @@ class TrainData {
   // Problem indices (into problems()) of step `step`'s groups.
   std::vector<int64_t> problems_of_step(int64_t step) const;
   // The step's jobs: prompts_per_step groups of samples_per_prompt jobs, group by group. Job ids are
-  // step * P * n + group * n + sample, unique in the run.
-  std::vector<RolloutJob> jobs_of_step(int64_t step) const;
+  // step * P * n + group * n + sample, unique in the run. With data parallelism, rank r of `world`
+  // takes the groups g with g % world == r (ids, seeds and prompts as in one process).
+  std::vector<RolloutJob> jobs_of_step(int64_t step, int rank = 0, int world = 1) const;
 
   const std::vector<Problem>& problems() const { return problems_; }
   int64_t skipped() const { return skipped_; }

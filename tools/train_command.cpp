@@ -4,6 +4,14 @@
 // prints one on stderr; every train.checkpoint_every steps (and at the end) the learner writes a
 // checkpoint. --resume continues from the newest checkpoint: the same data order, the metrics
 // continued from the checkpoint's step.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +24,7 @@
 #include "actors/pipeline.hpp"
 #include "actors/train_data.hpp"
 #include "model/checkpoint.hpp"
+#include "model/data_parallel.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "sandbox/code_runner.hpp"
@@ -29,31 +38,49 @@ namespace {
 using actors::Trajectory;
 
 constexpr std::string_view kUsage =
-    "usage: torl train CONFIG [--set KEY=VALUE]... [--resume]\n"
+    "usage: torl train CONFIG [--set KEY=VALUE]... [--resume] [--nproc N]\n"
     "\n"
     "Trains the model of model.path with GRPO on data.train_files for train.steps steps, with the tool\n"
     "loop of tool.* in every rollout. The run folder is run.output_dir/run.name: metrics.jsonl (one line a\n"
     "step), checkpoints/step-N (HF safetensors with config.json and tokenizer files, optimizer, data\n"
     "position). A run folder that already has checkpoints is only continued with --resume, which starts\n"
-    "from the newest checkpoint (or from the base model when there is none yet).\n";
+    "from the newest checkpoint (or from the base model when there is none yet).\n"
+    "\n"
+    "Data parallel: --nproc N (or train.nproc) starts N learner processes on this machine, each with its\n"
+    "own pipeline and prompts_per_step / N of the groups, gradients summed over Gloo. Across machines,\n"
+    "start one process per rank with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. Rank 0 writes\n"
+    "the metrics and the checkpoints.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
   return kExitUsage;
 }
 
-// The step's numbers: what the learner did, and what the batch looked like.
-Json step_line(const actors::StepReport& r, const std::vector<int64_t>& problems, const actors::MetricsSnapshot& pipeline) {
-  double reward = 0, correct = 0, calls = 0, errors = 0, length = 0, with_tool = 0;
+// The batch's sums (over every rank's share when data parallel): reward, correct answers, tool calls,
+// tool errors, response tokens, trajectories that called the tool, trajectories.
+std::array<double, 7> batch_sums(const actors::StepReport& r, model::GradientSync* sync) {
+  std::array<double, 7> sums{};
   for (const Trajectory& t : r.trajectories) {
-    reward += t.score ? t.score->reward : 0.0;
-    correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-    calls += static_cast<double>(t.tool_calls.size());
-    errors += t.tool_errors();
-    length += static_cast<double>(t.response.size());
-    with_tool += !t.tool_calls.empty();
+    sums[0] += t.score ? t.score->reward : 0.0;
+    sums[1] += t.score && t.score->outcome == rewards::Outcome::kCorrect;
+    sums[2] += static_cast<double>(t.tool_calls.size());
+    sums[3] += t.tool_errors();
+    sums[4] += static_cast<double>(t.response.size());
+    sums[5] += !t.tool_calls.empty();
+    sums[6] += 1;
   }
-  const double n = std::max<double>(1, static_cast<double>(r.trajectories.size()));
+  if (sync) {
+    torch::Tensor all = torch::tensor(std::vector<double>(sums.begin(), sums.end()), torch::kFloat64);
+    if (sync->all_reduce({all}).ok()) std::copy_n(all.data_ptr<double>(), sums.size(), sums.begin());
+  }
+  return sums;
+}
+
+// The step's numbers: what the learner did, and what the batch looked like.
+Json step_line(const actors::StepReport& r, const std::array<double, 7>& sums, const std::vector<int64_t>& problems,
+               const actors::MetricsSnapshot& pipeline) {
+  const auto [reward, correct, calls, errors, length, with_tool, trajectories] = sums;
+  const double n = std::max(1.0, trajectories);
   return {{"step", r.step},
           {"updated", r.updated},
           {"skipped_because", r.skipped_because},
@@ -120,11 +147,54 @@ Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
   return {};
 }
 
+// This process's place in a data-parallel run, from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
+struct Rank {
+  int rank = 0, world = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 0;
+};
+
+Expected<Rank> rank_from_environment() {
+  Rank r;
+  const char* world = std::getenv("WORLD_SIZE");
+  if (!world) return r;
+  const auto number = [](const char* name, const char* text, int low, int high) -> Expected<int> {
+    char* end = nullptr;
+    const long value = text ? std::strtol(text, &end, 10) : 0;
+    if (!text || *text == '\0' || *end != '\0' || value < low || value > high) {
+      return invalid_argument(std::string(name) + " must be an integer in [" + std::to_string(low) + ", " +
+                              std::to_string(high) + "] (got '" + (text ? text : "") + "')");
+    }
+    return static_cast<int>(value);
+  };
+  auto w = number("WORLD_SIZE", world, 1, 1024);
+  if (!w) return w.status();
+  auto rank = number("RANK", std::getenv("RANK"), 0, *w - 1);
+  if (!rank) return rank.status();
+  r.world = *w;
+  r.rank = *rank;
+  if (r.world == 1) return r;
+  if (const char* addr = std::getenv("MASTER_ADDR")) r.master_addr = addr;
+  auto port = number("MASTER_PORT", std::getenv("MASTER_PORT"), 1, 65535);
+  if (!port) return port.status();
+  r.master_port = *port;
+  return r;
+}
+
 int train(const std::string& file, const std::vector<std::string>& sets, bool resume, std::ostream& out,
           std::ostream& err) {
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
+  auto place = rank_from_environment();
+  if (!place) return err << "torl train: " << place.status().message() << "\n", kExitUsage;
+  const Rank rank = *place;
+  const bool lead = rank.rank == 0;  // writes metrics and checkpoints
+  if (config.rollout.prompts_per_step % rank.world != 0) {
+    return err << "torl train: rollout.prompts_per_step (" << config.rollout.prompts_per_step
+               << ") must be a multiple of the number of learner processes (" << rank.world << ")\n",
+           kExitUsage;
+  }
   const std::filesystem::path run_dir = std::filesystem::path(config.run.output_dir) / config.run.name;
 
   auto tokenizer = load_run_tokenizer(config);
@@ -174,9 +244,14 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     if (!frozen) return err << "torl train: reference model: " << frozen.status().message() << "\n", kExitFailed;
     reference = std::move(*frozen);
   }
-  auto trainer = model::PolicyTrainer::create(
-      *policy, {config.train, config.algorithm, config.rollout.temperature > 0 ? config.rollout.temperature : 1.0},
-      reference ? &*reference : nullptr);
+  model::PolicyTrainerOptions options{config.train, config.algorithm,
+                                      config.rollout.temperature > 0 ? config.rollout.temperature : 1.0};
+  if (rank.world > 1) {
+    auto group = model::make_gloo_group(rank.rank, rank.world, rank.master_addr, static_cast<uint16_t>(rank.master_port));
+    if (!group) return err << "torl train: " << group.status().message() << "\n", kExitFailed;
+    options.sync = *group;
+  }
+  auto trainer = model::PolicyTrainer::create(*policy, options, reference ? &*reference : nullptr);
   if (!trainer) return err << "torl train: " << trainer.status().message() << "\n", kExitUsage;
   const int64_t first_step = checkpoint ? checkpoint->step : 0;
   if (checkpoint) {
@@ -190,9 +265,12 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   std::filesystem::create_directories(run_dir, made);
   if (made) return err << "torl train: cannot create '" << run_dir.string() << "': " << made.message() << "\n", kExitFailed;
   const std::filesystem::path metrics_file = run_dir / "metrics.jsonl";
-  if (Status s = keep_metrics_until(metrics_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
-  std::ofstream metrics_out(metrics_file, std::ios::app);
-  if (!metrics_out) return err << "torl train: cannot write '" << metrics_file.string() << "'\n", kExitFailed;
+  std::ofstream metrics_out;
+  if (lead) {
+    if (Status s = keep_metrics_until(metrics_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
+    metrics_out.open(metrics_file, std::ios::app);
+    if (!metrics_out) return err << "torl train: cannot write '" << metrics_file.string() << "'\n", kExitFailed;
+  }
 
   // ---- the pipeline over the sampler's copy, and the learner over the policy ----
   auto runner = sandbox::start_code_runner(config.tool);
@@ -224,16 +302,20 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   learner.policy = &*policy;
   learner.prompts_per_step = config.rollout.prompts_per_step;
   learner.samples_per_prompt = config.rollout.samples_per_prompt;
+  learner.groups_here = config.rollout.prompts_per_step / rank.world;
   learner.algorithm = config.algorithm;
   learner.unscored_reward = config.reward.no_answer;
   learner.first_step = first_step;
   learner.on_step = [&](actors::StepReport& report) {
-    const Json line = step_line(report, data->problems_of_step(report.step - 1), pipeline_metrics.snapshot());
-    metrics_out << line.dump() << '\n' << std::flush;
-    err << step_text(line, steps) << std::endl;
     Status written;
-    const bool due = report.step == steps ||
-                     (config.train.checkpoint_every > 0 && report.step % config.train.checkpoint_every == 0);
+    const bool due = lead && (report.step == steps || (config.train.checkpoint_every > 0 &&
+                                                       report.step % config.train.checkpoint_every == 0));
+    const auto sums = batch_sums(report, options.sync.get());  // every rank takes part
+    if (lead) {
+      const Json line = step_line(report, sums, data->problems_of_step(report.step - 1), pipeline_metrics.snapshot());
+      metrics_out << line.dump() << '\n' << std::flush;
+      err << step_text(line, steps) << std::endl;
+    }
     if (due) {
       model::CheckpointContents contents;
       contents.step = report.step;
@@ -251,10 +333,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     stepped.notify_all();
   };
 
-  err << "torl train: " << config.run.name << ": steps " << first_step << " -> " << steps << ", "
+  if (lead) err << "torl train: " << config.run.name << ": steps " << first_step << " -> " << steps << ", "
       << config.rollout.prompts_per_step << " prompts x " << config.rollout.samples_per_prompt << " samples a step, "
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
-      << config.algorithm.max_staleness << "; run folder " << run_dir.string() << "\n";
+      << config.algorithm.max_staleness << (rank.world > 1 ? ", " + std::to_string(rank.world) + " learner processes" : "")
+      << "; run folder " << run_dir.string() << "\n";
   {
     caf::actor_system_config system_config;
     system_config.set("logger.verbosity", caf::atom("quiet"));
@@ -274,7 +357,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     while (true) {
       while (submitted < steps && submitted <= done + config.algorithm.max_staleness) {
         lock.unlock();
-        pipeline.submit(data->jobs_of_step(submitted++));
+        pipeline.submit(data->jobs_of_step(submitted++, rank.rank, rank.world));
         lock.lock();
       }
       if (done >= steps || !failure.ok()) break;
@@ -285,9 +368,72 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
   }
   if (!failure.ok()) return err << "torl train: " << failure.message() << "\n", kExitFailed;
-  out << "torl train: " << config.run.name << ": " << steps << " steps done; metrics in " << metrics_file.string()
+  if (lead) out << "torl train: " << config.run.name << ": " << steps << " steps done; metrics in " << metrics_file.string()
       << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
   return kExitOk;
+}
+
+// A TCP port that was free a moment ago on 127.0.0.1, for the local rendezvous.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+// --nproc N: runs this same command N times as ranks 0..N-1 of one Gloo group on this machine, and
+// waits. When one rank fails the others are stopped (they would wait in a collective until the Gloo
+// timeout); the exit code is the first failure's.
+int launch_ranks(const Args& args, int nproc, std::ostream& err) {
+  const int port = free_port();
+  if (port == 0) return err << "torl train: --nproc: no free port on 127.0.0.1 for the rendezvous\n", kExitFailed;
+  std::vector<std::string> argv_text = {"torl", "train"};
+  for (const std::string& arg : args) argv_text.push_back(arg);
+  std::vector<char*> argv;
+  for (std::string& arg : argv_text) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<pid_t> children;
+  for (int r = 0; r < nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::execv("/proc/self/exe", argv.data());
+      std::perror("torl train: --nproc: exec");
+      ::_exit(kExitFailed);
+    }
+    if (pid < 0) {
+      err << "torl train: --nproc: fork failed\n";
+      for (const pid_t child : children) ::kill(child, SIGTERM);
+      return kExitFailed;
+    }
+    children.push_back(pid);
+  }
+  int result = kExitOk;
+  for (size_t left = children.size(); left > 0; --left) {
+    int status = 0;
+    const pid_t pid = ::wait(&status);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == kExitOk) {
+      result = code;
+      err << "torl train: --nproc: rank " << (std::find(children.begin(), children.end(), pid) - children.begin())
+          << " ended with " << code << "; stopping the others\n";
+      for (const pid_t child : children) {
+        if (child != pid) ::kill(child, SIGTERM);
+      }
+    }
+  }
+  return result;
 }
 
 }  // namespace
@@ -296,13 +442,14 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::string file;
   std::vector<std::string> sets;
   bool resume = false;
+  long nproc = 0;  // 0: train.nproc
   ArgReader reader(args);
   while (!reader.done()) {
     if (reader.flag("--help") || reader.flag("-h")) {
       out << kUsage;
       return kExitOk;
     }
-    if (reader.values("--set", sets)) continue;
+    if (reader.values("--set", sets) || reader.integer("--nproc", nproc)) continue;
     if (reader.flag("--resume")) {
       resume = true;
       continue;
@@ -315,6 +462,20 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
   if (file.empty()) return usage_error(err, "missing CONFIG");
+  if (nproc < 0 || nproc > 1024) return usage_error(err, "--nproc must be in [1, 1024]");
+  if (nproc == 0 && !std::getenv("WORLD_SIZE")) {
+    auto loaded = load_run_config(file, sets);
+    if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
+    nproc = loaded->train.nproc;
+  }
+  if (nproc > 1 && !std::getenv("WORLD_SIZE")) {
+    Args rest;  // the same command without --nproc, once per rank
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i] == "--nproc") ++i;
+      else if (args[i].rfind("--nproc=", 0) != 0) rest.push_back(args[i]);
+    }
+    return launch_ranks(rest, static_cast<int>(nproc), err);
+  }
   return train(file, sets, resume, out, err);
 }
 

@@ -1,0 +1,30 @@
+"""Prints the largest absolute difference between the tensors of two .safetensors files (same names,
+shapes and dtypes required) and exits 1 when it exceeds the tolerance. Usage: A B TOLERANCE"""
+import json
+import struct
+import sys
+
+import numpy
+
+DTYPES = {"F32": numpy.float32, "F64": numpy.float64, "F16": numpy.float16, "I64": numpy.int64, "I32": numpy.int32}
+
+
+def read(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    header.pop("__metadata__", None)
+    body = data[8 + size :]
+    return {
+        name: numpy.frombuffer(body[t["data_offsets"][0] : t["data_offsets"][1]], DTYPES[t["dtype"]]).reshape(t["shape"])
+        for name, t in header.items()
+    }
+
+
+a, b, tolerance = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3])
+if a.keys() != b.keys():
+    sys.exit(f"different tensors: {sorted(a.keys() ^ b.keys())}")
+worst = max(float(numpy.max(numpy.abs(a[n].astype(numpy.float64) - b[n].astype(numpy.float64)))) for n in a)
+print(f"max abs difference {worst:.3g} over {len(a)} tensors (tolerance {tolerance:g})")
+sys.exit(0 if worst <= tolerance else 1)
