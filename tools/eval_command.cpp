@@ -71,12 +71,6 @@ class Progress {
 
 // ---- eval ----
 
-struct DatasetRow {
-  std::string name;
-  int64_t problems = 0, samples = 0, correct = 0, answered_with_tool = 0, tool_calls = 0, tool_errors = 0,
-          response_tokens = 0, skipped = 0;
-};
-
 Json result_line(const Trajectory& t) {
   const bool correct = t.score && t.score->outcome == rewards::Outcome::kCorrect;
   return {{"id", t.job.id},
@@ -95,19 +89,6 @@ Json result_line(const Trajectory& t) {
           {"finish", actors::finish_reason_name(t.finish)},
           {"error", t.error},
           {"text", t.text}};
-}
-
-void print_table(const std::vector<DatasetRow>& rows, std::ostream& out) {
-  out << "| data set | problems | samples | accuracy | tool calls / answer | tool error rate | response tokens |\n"
-      << "|---|---|---|---|---|---|---|\n";
-  for (const DatasetRow& r : rows) {
-    const double n = std::max<double>(1, static_cast<double>(r.samples));
-    out << "| " << r.name << " | " << r.problems << (r.skipped ? " (+" + std::to_string(r.skipped) + " too long)" : "")
-        << " | " << r.samples << " | " << std::fixed << std::setprecision(3) << r.correct / n << " | "
-        << std::setprecision(2) << r.tool_calls / n << " | " << std::setprecision(3)
-        << (r.tool_calls ? static_cast<double>(r.tool_errors) / static_cast<double>(r.tool_calls) : 0.0) << " | "
-        << std::setprecision(1) << r.response_tokens / n << " |\n";
-  }
 }
 
 int eval(const std::string& file, const std::vector<std::string>& sets, std::string output, std::ostream& out,
@@ -132,39 +113,15 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   if (!qwen) return err << "torl eval: " << qwen.status().message() << "\n", kExitFailed;
 
   // ---- jobs: every problem of every eval set, eval.samples times ----
-  std::vector<actors::RolloutJob> jobs;
   std::vector<DatasetRow> rows;
-  for (const auto& path : config.data.eval_files) {
-    auto problems = actors::load_problems(path, config.data, config.eval.max_problems);
-    if (!problems) return err << "torl eval: " << problems.status().message() << "\n", kExitUsage;
-    DatasetRow row;
-    row.name = std::filesystem::path(path).stem().string();
-    for (const actors::Problem& problem : *problems) {
-      const auto prompt = tokenizer->encode(actors::format_prompt(config.data.prompt_template, problem.problem));
-      if (static_cast<int64_t>(prompt.size()) > config.data.max_prompt_tokens) {
-        ++row.skipped;
-        continue;
-      }
-      ++row.problems;
-      for (int sample = 0; sample < config.eval.samples; ++sample) {
-        actors::RolloutJob job;
-        job.id = static_cast<int64_t>(jobs.size());
-        job.dataset = row.name;
-        job.problem = problem.index;
-        job.problem_id = problem.id;
-        job.sample = sample;
-        job.seed = static_cast<uint64_t>(config.run.seed) * 1000003ULL + static_cast<uint64_t>(job.id);
-        job.prompt = prompt;
-        job.gold_answer = problem.answer;
-        job.sampling = {config.eval.temperature, config.eval.top_p, 0};
-        jobs.push_back(std::move(job));
-      }
-    }
+  auto listed = eval_jobs(config, *tokenizer, 0, rows);
+  if (!listed) return err << "torl eval: " << listed.status().message() << "\n", kExitUsage;
+  std::vector<actors::RolloutJob> jobs = std::move(*listed);
+  for (const DatasetRow& row : rows) {
     if (row.skipped) {
       err << "torl eval: " << row.name << ": " << row.skipped << " problems longer than data.max_prompt_tokens ("
           << config.data.max_prompt_tokens << ") skipped\n";
     }
-    rows.push_back(row);
   }
 
   // ---- the pipeline: generators over the model, the configured sandbox, the trace ----
@@ -211,12 +168,7 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   // ---- results: JSONL per data set, the table, the summary ----
   std::map<std::string, std::ofstream> files;
   for (const Trajectory& t : trajectories) {
-    auto row = std::find_if(rows.begin(), rows.end(), [&](const DatasetRow& r) { return r.name == t.job.dataset; });
-    ++row->samples;
-    row->correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-    row->tool_calls += static_cast<int64_t>(t.tool_calls.size());
-    row->tool_errors += t.tool_errors();
-    row->response_tokens += static_cast<int64_t>(t.response.size());
+    count(rows, t);
     auto& stream = files[t.job.dataset];
     if (!stream.is_open()) stream.open(out_dir / (t.job.dataset + ".jsonl"));
     stream << to_jsonl_line(result_line(t)) << '\n';
@@ -227,13 +179,7 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   }
   const actors::MetricsSnapshot snapshot = metrics.snapshot();
   Json summary = {{"metrics", snapshot.to_json()}, {"datasets", Json::array()}};
-  for (const DatasetRow& r : rows) {
-    const double n = std::max<double>(1, static_cast<double>(r.samples));
-    summary["datasets"].push_back({{"name", r.name}, {"problems", r.problems}, {"samples", r.samples},
-                                   {"accuracy", r.correct / n}, {"tool_calls_per_answer", r.tool_calls / n},
-                                   {"tool_error_rate", r.tool_calls ? double(r.tool_errors) / double(r.tool_calls) : 0.0},
-                                   {"response_tokens", r.response_tokens / n}, {"skipped", r.skipped}});
-  }
+  for (const DatasetRow& r : rows) summary["datasets"].push_back(to_json(r));
   std::ofstream(out_dir / "summary.json") << summary.dump(2) << '\n';
   print_table(rows, out);
   err << "torl eval: " << std::fixed << std::setprecision(1) << snapshot.elapsed_s << " s, "

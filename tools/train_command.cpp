@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -49,7 +50,10 @@ constexpr std::string_view kUsage =
     "Data parallel: --nproc N (or train.nproc) starts N learner processes on this machine, each with its\n"
     "own pipeline and prompts_per_step / N of the groups, gradients summed over Gloo. Across machines,\n"
     "start one process per rank with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. Rank 0 writes\n"
-    "the metrics and the checkpoints.\n";
+    "the metrics and the checkpoints.\n"
+    "\n"
+    "With train.eval_every > 0, rank 0 also rolls out data.eval_files (eval.* settings) at the start,\n"
+    "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
@@ -333,6 +337,47 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     stepped.notify_all();
   };
 
+  // ---- evals (train.eval_every): rank 0 rolls the eval sets out through the same pipeline, at the
+  // start, every eval_every steps and at the end; one line per eval in RUN/eval.jsonl ----
+  const bool evaluating = lead && config.train.eval_every > 0 && !config.data.eval_files.empty();
+  std::vector<DatasetRow> eval_rows;
+  std::vector<actors::RolloutJob> eval_template;
+  std::ofstream eval_out;
+  if (evaluating) {
+    auto listed = eval_jobs(config, *tokenizer, 0, eval_rows);
+    if (!listed) return err << "torl train: " << listed.status().message() << "\n", kExitUsage;
+    eval_template = std::move(*listed);
+    const std::filesystem::path eval_file = run_dir / "eval.jsonl";
+    if (Status s = keep_metrics_until(eval_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
+    eval_out.open(eval_file, std::ios::app);
+  }
+  const auto eval_due = [&](int64_t step) {
+    return evaluating && !eval_template.empty() && (step == 0 || step == steps || step % config.train.eval_every == 0);
+  };
+  constexpr int64_t kEvalIds = int64_t{1} << 50;  // eval job ids: kEvalIds + step * jobs + i
+  const int64_t eval_size = static_cast<int64_t>(eval_template.size());
+  std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> evals;  // guarded by mutex: step -> rows, finished
+  const auto eval_finished = [&](const Trajectory& t) {
+    const int64_t step = (t.id() - kEvalIds) / eval_size;
+    std::lock_guard lock(mutex);
+    auto& [rows, finished] = evals[step];
+    if (rows.empty()) rows = eval_rows;
+    count(rows, t);
+    if (++finished < eval_size) return;
+    Json line = {{"step", step}, {"datasets", Json::array()}};
+    std::ostringstream text;
+    text << std::fixed << std::setprecision(3) << "eval at step " << step << ":";
+    for (const DatasetRow& row : rows) {
+      line["datasets"].push_back(to_json(row));
+      const Json j = to_json(row);
+      text << "  " << row.name << " acc " << j["accuracy"].get<double>() << " tool use " << j["tool_use_rate"].get<double>();
+    }
+    eval_out << line.dump() << '\n' << std::flush;
+    err << text.str() << std::endl;
+    evals.erase(step);
+    stepped.notify_all();
+  };
+
   if (lead) err << "torl train: " << config.run.name << ": steps " << first_step << " -> " << steps << ", "
       << config.rollout.prompts_per_step << " prompts x " << config.rollout.samples_per_prompt << " samples a step, "
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
@@ -344,25 +389,40 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     system_config.set("logger.file-verbosity", caf::atom("quiet"));
     caf::actor_system system(system_config);
     actors::LearnerApi learner_actor;
-    actors::Pipeline pipeline(system, setup, [&learner_actor](Trajectory t) {
+    actors::Pipeline pipeline(system, setup, [&](Trajectory t) {
+      if (t.id() >= kEvalIds) return eval_finished(t);
       caf::anon_send(learner_actor, actors::finished_atom::value, std::move(t));
     });
     learner.generators = pipeline.generators();
     // moved: a handle left here would keep the generators alive and the system from shutting down
     learner_actor = system.spawn<caf::detached>(actors::learner_actor, std::move(learner));
 
-    // feed step k's groups once the weights are at least version k - max_staleness
+    // feed step k's groups once the weights are at least version k - max_staleness, and the evals
+    // due once a step is done (at the weights of that step)
     int64_t submitted = first_step;
+    int64_t eval_checked = first_step == 0 ? -1 : first_step;  // steps whose eval was submitted or not due
+    int64_t evals_submitted = 0, evals_done = 0;
     std::unique_lock lock(mutex);
     while (true) {
+      while (eval_checked < done) {
+        if (!eval_due(++eval_checked)) continue;
+        std::vector<actors::RolloutJob> jobs = eval_template;
+        for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + eval_checked * eval_size + static_cast<int64_t>(i);
+        evals[eval_checked].first = eval_rows;
+        ++evals_submitted;
+        lock.unlock();
+        pipeline.submit(std::move(jobs));
+        lock.lock();
+      }
       while (submitted < steps && submitted <= done + config.algorithm.max_staleness) {
         lock.unlock();
         pipeline.submit(data->jobs_of_step(submitted++, rank.rank, rank.world));
         lock.lock();
       }
-      if (done >= steps || !failure.ok()) break;
-      const int64_t seen = done;
-      stepped.wait(lock, [&] { return done != seen || !failure.ok(); });
+      evals_done = evals_submitted - static_cast<int64_t>(evals.size());
+      if ((done >= steps && evals_done == evals_submitted) || !failure.ok()) break;
+      const int64_t seen = done, evals_left = static_cast<int64_t>(evals.size());
+      stepped.wait(lock, [&] { return done != seen || static_cast<int64_t>(evals.size()) != evals_left || !failure.ok(); });
     }
     lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
