@@ -18,24 +18,57 @@ Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t
   }
 }
 
+namespace {
+
+// Splits decoding rows (sorted by cache length) where that saves at least a quarter of the padded
+// cache positions, at most twice deep (up to 4 groups): rows far apart in length would otherwise all
+// be gathered and attended at the longest one's length.
+void split_by_length(const std::vector<int64_t>& rows, const std::vector<int64_t>& length_of, int depth,
+                     std::vector<std::vector<int64_t>>& groups) {
+  const size_t n = rows.size();
+  const auto length = [&](size_t i) { return length_of[static_cast<size_t>(rows[i])]; };
+  size_t best = 0;
+  int64_t best_cost = static_cast<int64_t>(n) * length(n - 1);
+  for (size_t k = 2; depth < 2 && k + 2 <= n; ++k) {
+    const int64_t cost = static_cast<int64_t>(k) * length(k - 1) + static_cast<int64_t>(n - k) * length(n - 1);
+    if (cost < best_cost) best = k, best_cost = cost;
+  }
+  if (best == 0 || 4 * best_cost > 3 * static_cast<int64_t>(n) * length(n - 1)) {
+    groups.push_back(rows);
+    return;
+  }
+  split_by_length({rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(best)}, length_of, depth + 1, groups);
+  split_by_length({rows.begin() + static_cast<std::ptrdiff_t>(best), rows.end()}, length_of, depth + 1, groups);
+}
+
+}  // namespace
+
 torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
   TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
   std::vector<int64_t> decoding, prefilling;  // row numbers
   for (size_t i = 0; i < slots.size(); ++i) (tokens[i].size() == 1 ? decoding : prefilling).push_back(static_cast<int64_t>(i));
-  if (decoding.empty() || prefilling.empty()) return extend_together(slots, tokens);
+  std::vector<int64_t> length_of;  // by row
+  for (const int64_t slot : slots) length_of.push_back(lengths_[static_cast<size_t>(slot)]);
+  std::sort(decoding.begin(), decoding.end(), [&](int64_t a, int64_t b) {
+    return length_of[static_cast<size_t>(a)] < length_of[static_cast<size_t>(b)];
+  });
+  std::vector<std::vector<int64_t>> groups;
+  if (!prefilling.empty()) groups.push_back(prefilling);
+  if (!decoding.empty()) split_by_length(decoding, length_of, 0, groups);
+  if (groups.size() == 1) return extend_together(slots, tokens);  // every row in one forward
 
   torch::NoGradGuard no_grad;
   torch::Tensor logits;
-  for (const auto* rows : {&decoding, &prefilling}) {
+  for (const std::vector<int64_t>& rows : groups) {
     std::vector<int64_t> some_slots;
     std::vector<std::vector<int64_t>> some_tokens;
-    for (const int64_t row : *rows) {
+    for (const int64_t row : rows) {
       some_slots.push_back(slots[static_cast<size_t>(row)]);
       some_tokens.push_back(tokens[static_cast<size_t>(row)]);
     }
     const torch::Tensor part = extend_together(some_slots, some_tokens);
     if (!logits.defined()) logits = torch::empty({static_cast<int64_t>(slots.size()), part.size(1)}, part.options());
-    logits.index_copy_(0, torch::tensor(*rows, torch::kInt64).to(part.device()), part);
+    logits.index_copy_(0, torch::tensor(rows, torch::kInt64).to(part.device()), part);
   }
   return logits;
 }

@@ -1,9 +1,11 @@
 // Qwen2CausalLm: a Qwen2Model with a preallocated KV cache of `max_slots` sequence slots, as the
 // generation engine needs it (CausalLm). Per layer, k and v are one tensor [slots, K, max_length,
 // D] allocated up front (an out-of-memory shows at start, not mid-run); a slot's entries are
-// left-aligned. extend() runs one batched forward for the rows that add one token (decoding) and
-// one for the rows that add several (a new prompt, or a tool result appended on resume), so that a
-// prompt arriving mid-run does not pad every decoding row to its length. In each forward the slots'
+// left-aligned. extend() runs one batched forward for the rows that add several tokens (a new prompt,
+// or a tool result appended on resume) and one for the rows that add one (decoding), so that a prompt
+// arriving mid-run does not pad every decoding row to its length; decoding rows whose caches differ
+// much in length (continuous batching staggers them) are split into up to 4 forwards when that saves
+// a quarter of the padded cache positions. In each forward the slots'
 // caches are gathered with one index_select per layer (right-padded and masked), their new tokens
 // left-padded; then each slot's new entries are written back in place. Owned by the engine's thread.
 #pragma once

@@ -87,6 +87,33 @@ TEST_SUITE("model") {
     }
   }
 
+  TEST_CASE("rows whose caches differ much in length, decoded in split forwards, match full forwards") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    const std::vector<int64_t> lengths = {2, 3, 4, 5, 40, 44, 48, 60};
+    Qwen2CausalLm lm(model, 10, 80);
+    std::vector<int64_t> slots;
+    std::vector<std::vector<int64_t>> texts, prompts;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      std::vector<int64_t> text;
+      for (int64_t t = 0; t < lengths[i]; ++t) text.push_back((7 * t + 13 * static_cast<int64_t>(i)) % 200 + 3);
+      slots.push_back(static_cast<int64_t>(i) + 1);  // not starting at slot 0
+      texts.push_back(text);
+      prompts.push_back(text);
+    }
+    lm.extend(slots, prompts);  // prefill, all rows in one forward
+    std::vector<std::vector<int64_t>> next;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      next.push_back({static_cast<int64_t>(i) + 100});
+      texts[i].push_back(static_cast<int64_t>(i) + 100);
+    }
+    // 8 decoding rows of lengths 2..60: split by length (the short and the long ones apart)
+    const torch::Tensor logits = lm.extend(slots, next);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      CHECK_MESSAGE(torch::allclose(logits[static_cast<int64_t>(i)], full_forward_last(model, texts[i]), 1e-4, 1e-5),
+                    "row " << i);
+    }
+  }
+
   TEST_CASE("decoding with the cache gives a full forward's logits at every step") {
     const Qwen2Model model = load_fixture("tiny-qwen2");
     Qwen2CausalLm lm(model, 2, 64);
