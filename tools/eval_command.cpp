@@ -25,7 +25,8 @@ using actors::Trajectory;
 
 constexpr std::string_view kUsage =
     "usage: torl eval CONFIG [--set KEY=VALUE]... [--output DIR]\n"
-    "       torl eval bench [--trajectories N] [--batch B] [--latency-ms LO-HI] [--config FILE] [--set ...]\n"
+    "       torl eval bench [--trajectories N] [--batch B] [--latency-ms LO-HI] [--repeat R] [--config FILE]\n"
+    "                       [--set ...]\n"
     "\n"
     "eval rolls out every problem of data.eval_files (eval.samples each; greedy unless eval.temperature > 0)\n"
     "with the tool loop of tool.*, scores the answers, writes DIR/<data set>.jsonl (one line per sample)\n"
@@ -34,7 +35,7 @@ constexpr std::string_view kUsage =
     "bench runs a random 4-layer model that writes the same 4 code blocks in every trajectory, with the\n"
     "real sandbox behind an extra random delay of LO-HI ms (default 50-500), and prints trajectories/s\n"
     "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4, after a short\n"
-    "warm-up run.\n";
+    "warm-up run; with --repeat R each configuration runs R times, interleaved, and its median run is shown.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl eval: " << message << "\n" << kUsage;
@@ -220,7 +221,7 @@ class DelayedRunner : public sandbox::CodeRunner {
 };
 
 int bench(const std::string& file, const std::vector<std::string>& sets, int64_t trajectories, int64_t batch,
-          const std::string& latency, std::ostream& out, std::ostream& err) {
+          int64_t repeat, const std::string& latency, std::ostream& out, std::ostream& err) {
   config::Config config;
   if (!file.empty() || !sets.empty()) {
     auto loaded = load_run_config(file, sets);
@@ -302,10 +303,26 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
   int64_t correct = 0;
   run(config::RolloutMode::kAsync, 1, std::min<int64_t>(trajectories, batch), correct);  // warm-up: allocator, pool
 
-  for (const auto mode : {config::RolloutMode::kAsync, config::RolloutMode::kRounds}) {
+  // Every configuration `repeat` times, interleaved (so that a slow spell of the machine hits all of
+  // them alike); the table shows each one's median run by trajectories/s.
+  const std::vector<config::RolloutMode> modes = {config::RolloutMode::kAsync, config::RolloutMode::kRounds};
+  const std::vector<int> all_calls = {0, 1, 4};
+  std::map<std::pair<int, int>, std::vector<actors::MetricsSnapshot>> runs;
+  for (int64_t r = 0; r < repeat; ++r) {
+    for (const auto mode : modes) {
+      for (const int calls : all_calls) {
+        runs[{static_cast<int>(mode), calls}].push_back(run(mode, calls, trajectories, correct));
+        if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";
+      }
+    }
+    if (repeat > 1) err << "torl eval bench: round " << r + 1 << " of " << repeat << " done\n";
+  }
+  for (const auto mode : modes) {
     double baseline = 0;
-    for (const int calls : {0, 1, 4}) {
-      const actors::MetricsSnapshot s = run(mode, calls, trajectories, correct);
+    for (const int calls : all_calls) {
+      auto& all = runs[{static_cast<int>(mode), calls}];
+      std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.trajectories_per_s < b.trajectories_per_s; });
+      const actors::MetricsSnapshot& s = all[all.size() / 2];
       if (calls == 0) baseline = s.trajectories_per_s;
       out << "| " << (mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << calls << " | " << std::fixed
           << std::setprecision(2) << s.trajectories_per_s << " | " << s.generator_busy_fraction << " | "
@@ -314,7 +331,6 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
           << std::setprecision(0) << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
           << s.tool_latency_p99_ms << " | " << std::setprecision(2)
           << (baseline > 0 ? s.trajectories_per_s / baseline : 0) << " |" << std::endl;
-      if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";
     }
   }
   return kExitOk;
@@ -327,7 +343,7 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
   const Args rest(args.begin() + (is_bench ? 1 : 0), args.end());
   std::string file, output, latency = "50-500";
   std::vector<std::string> sets;
-  int64_t trajectories = 64, batch = 16;
+  int64_t trajectories = 64, batch = 16, repeat = 1;
   ArgReader reader(rest);
   while (!reader.done()) {
     if (reader.flag("--help") || reader.flag("-h")) {
@@ -336,7 +352,7 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
     }
     if (reader.values("--set", sets) || reader.value("--output", output) || reader.value("--config", file) ||
         reader.value("--latency-ms", latency) || reader.integer("--trajectories", trajectories) ||
-        reader.integer("--batch", batch)) {
+        reader.integer("--batch", batch) || reader.integer("--repeat", repeat)) {
       continue;
     }
     if (!is_bench && file.empty() && reader.peek().rfind("--", 0) != 0) {
@@ -347,8 +363,10 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
   if (is_bench) {
-    if (trajectories < 1 || batch < 1) return usage_error(err, "--trajectories and --batch must be >= 1");
-    return bench(file, sets, trajectories, batch, latency, out, err);
+    if (trajectories < 1 || batch < 1 || repeat < 1) {
+      return usage_error(err, "--trajectories, --batch and --repeat must be >= 1");
+    }
+    return bench(file, sets, trajectories, batch, repeat, latency, out, err);
   }
   if (file.empty()) return usage_error(err, "missing CONFIG");
   return eval(file, sets, output, out, err);
