@@ -220,6 +220,10 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   }
   auto device = model::resolve_device(config.model.device);
   if (!device) return err << "torl train: model.device: " << device.status().message() << "\n", kExitUsage;
+  if (config.model.gradient_checkpointing && lead) {
+    err << "torl train: warning: model.gradient_checkpointing is not implemented yet; activations are kept "
+           "for the backward pass (more memory, lower train.micro_batch if it runs out)\n";
+  }
   const auto dtype = model::scalar_type(config.model.dtype);
   auto base_config = model::Qwen2Config::load(std::filesystem::path(config.model.path) / "config.json");
   if (!base_config) return err << "torl train: " << base_config.status().message() << "\n", kExitFailed;
