@@ -2,17 +2,9 @@
 
 #include <numeric>
 
+#include "common/random.hpp"
+
 namespace torl::actors {
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 Expected<TrainData> TrainData::load(const config::Config& config, const model::Tokenizer& tokenizer) {
   if (config.data.train_files.empty()) return invalid_argument("data.train_files is empty: nothing to train on");

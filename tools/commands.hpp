@@ -39,6 +39,9 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl train CONFIG [--set ...] [--resume]
 int train_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl demo data ...
+int demo_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // The whole command line after the program name; dispatches to a subcommand (tools/torl.cpp).
 int torl_main(const Args& args, std::ostream& out, std::ostream& err);
 
