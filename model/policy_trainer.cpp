@@ -243,7 +243,10 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
                                         mb.position_ids.to(ref_device), options_.temperature);
         options.ref_logprobs = ref.logprobs.gather(1, mb.response_index.to(ref_device)).to(device);
       }
-      const auto out = grpo_loss(new_logprobs, mb.old_logprobs, mb.advantages, mb.loss_mask, options);
+      // supervised: the ratio is 1 with the gradient of the log-probs, so each masked token's
+      // gradient is -advantage * d log p (the cross-entropy's with advantage 1)
+      const auto& old = options_.supervised ? new_logprobs.detach() : mb.old_logprobs;
+      const auto out = grpo_loss(new_logprobs, old, mb.advantages, mb.loss_mask, options);
       out.loss.backward();
 
       sums = sums + torch::stack({out.loss.detach(), out.pg_loss, out.kl, out.entropy, out.ppo_kl,

@@ -42,6 +42,9 @@ struct PolicyTrainerOptions {
   config::AlgorithmConfig algorithm;  // clip, aggregation, KL, entropy
   double temperature = 1.0;           // the rollout's sampling temperature; > 0
   std::shared_ptr<GradientSync> sync;  // the data-parallel group; null = a single process
+  // Supervised (pre-training, the demo's base model): next-token cross-entropy on the masked tokens,
+  // weighted by each sample's advantage (1 for plain SFT); old_logprobs are ignored (zeros will do).
+  bool supervised = false;
 };
 
 // What one step did. Loss terms are aggregated as in the loss (algorithm.loss_agg) over the whole step
