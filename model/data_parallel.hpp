@@ -51,6 +51,10 @@ std::shared_ptr<GradientSync> make_process_group_sync(const c10::intrusive_ptr<c
 // joined or `timeout` passes (the same timeout then bounds each collective). Gloo binds to this
 // host's address (its hostname's, else loopback). Errors: bad rank/world size, the port in use or
 // unreachable, a timeout: "joining gloo group as rank 1 of 2 via 10.0.0.1:29500: <cause>".
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it), for a rendezvous on this
+// machine; 0 when none could be had. Another program may take it in between (unlikely).
+uint16_t free_loopback_port();
+
 Expected<std::shared_ptr<GradientSync>> make_gloo_group(
     int rank, int world_size, const std::string& master_addr, uint16_t master_port,
     std::chrono::milliseconds timeout = std::chrono::minutes(5));

@@ -4,9 +4,6 @@
 // prints one on stderr; every train.checkpoint_every steps (and at the end) the learner writes a
 // checkpoint. --resume continues from the newest checkpoint: the same data order, the metrics
 // continued from the checkpoint's step.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -360,12 +357,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   };
   constexpr int64_t kEvalIds = int64_t{1} << 50;  // eval job ids: kEvalIds + step * jobs + i
   const int64_t eval_size = static_cast<int64_t>(eval_template.size());
-  std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> evals;  // guarded by mutex: step -> rows, finished
+  std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> evals;  // guarded: unfinished evals, step -> rows, finished
   const auto eval_finished = [&](const Trajectory& t) {
     const int64_t step = (t.id() - kEvalIds) / eval_size;
     std::lock_guard lock(mutex);
-    auto& [rows, finished] = evals[step];
-    if (rows.empty()) rows = eval_rows;
+    auto& [rows, finished] = evals.at(step);  // made when the eval was submitted
     count(rows, t);
     if (++finished < eval_size) return;
     Json line = {{"step", step}, {"datasets", Json::array()}};
@@ -405,15 +401,13 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     // due once a step is done (at the weights of that step)
     int64_t submitted = first_step;
     int64_t eval_checked = first_step == 0 ? -1 : first_step;  // steps whose eval was submitted or not due
-    int64_t evals_submitted = 0, evals_done = 0;
     std::unique_lock lock(mutex);
     while (true) {
       while (eval_checked < done) {
         if (!eval_due(++eval_checked)) continue;
         std::vector<actors::RolloutJob> jobs = eval_template;
         for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + eval_checked * eval_size + static_cast<int64_t>(i);
-        evals[eval_checked].first = eval_rows;
-        ++evals_submitted;
+        evals[eval_checked] = {eval_rows, 0};
         lock.unlock();
         pipeline.submit(std::move(jobs));
         lock.lock();
@@ -423,10 +417,10 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
         pipeline.submit(data->jobs_of_step(submitted++, rank.rank, rank.world));
         lock.lock();
       }
-      evals_done = evals_submitted - static_cast<int64_t>(evals.size());
-      if ((done >= steps && evals_done == evals_submitted) || !failure.ok()) break;
-      const int64_t seen = done, evals_left = static_cast<int64_t>(evals.size());
-      stepped.wait(lock, [&] { return done != seen || static_cast<int64_t>(evals.size()) != evals_left || !failure.ok(); });
+      if ((done >= steps && evals.empty()) || !failure.ok()) break;  // evals holds the unfinished ones
+      const int64_t seen = done;
+      const size_t evals_left = evals.size();
+      stepped.wait(lock, [&] { return done != seen || evals.size() != evals_left || !failure.ok(); });
     }
     lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
@@ -437,27 +431,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   return kExitOk;
 }
 
-// A TCP port that was free a moment ago on 127.0.0.1, for the local rendezvous.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  if (fd >= 0) ::close(fd);
-  return port;
-}
-
 // --nproc N: runs this same command N times as ranks 0..N-1 of one Gloo group on this machine, and
 // waits. When one rank fails the others are stopped (they would wait in a collective until the Gloo
 // timeout); the exit code is the first failure's.
 int launch_ranks(const Args& args, int nproc, std::ostream& err) {
-  const int port = free_port();
+  const uint16_t port = model::free_loopback_port();
   if (port == 0) return err << "torl train: --nproc: no free port on 127.0.0.1 for the rendezvous\n", kExitFailed;
   std::vector<std::string> argv_text = {"torl", "train"};
   for (const std::string& arg : args) argv_text.push_back(arg);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/checkpoint.hpp"
+#include "tests/model/policy_samples.hpp"
 #include "tests/temp_dir.hpp"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
@@ -29,14 +30,7 @@ fs::path fixture_dir() {
   return fs::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / "tiny-qwen2";
 }
 
-Qwen2Model load_tiny() {
-  const auto dir = fixture_dir();
-  INFO("fixture folder: " << dir.string() << " is missing (see ../shared/fixtures)");
-  REQUIRE(fs::exists(dir / "model.safetensors"));
-  auto model = Qwen2Model::load(dir, torch::kCPU, torch::kFloat32);
-  REQUIRE_MESSAGE(model.ok(), model.status().to_string());
-  return std::move(*model);
-}
+Qwen2Model load_tiny() { return testing::load_tiny(torch::kFloat32); }
 
 std::string read_text(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);

@@ -1,10 +1,6 @@
 // Data-parallel policy updates on the tiny fixture model (../shared/fixtures/tiny-qwen2): two ranks,
 // run as two threads with their own model copies and a Gloo group over 127.0.0.1, each stepping on
 // half of a batch, must end where one trainer stepping on the whole batch ends.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -14,6 +10,7 @@
 #include "model/data_parallel.hpp"
 #include "model/logprobs.hpp"
 #include "model/policy_trainer.hpp"
+#include "tests/model/policy_samples.hpp"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
 #include <doctest/doctest.h>
@@ -21,62 +18,19 @@
 namespace torl::model {
 namespace {
 
-Qwen2Model load_tiny(torch::ScalarType dtype) {
-  const auto dir = std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / "tiny-qwen2";
-  INFO("fixture folder: " << dir.string() << " is missing (see ../shared/fixtures)");
-  REQUIRE(std::filesystem::exists(dir / "model.safetensors"));
-  auto model = Qwen2Model::load(dir, torch::kCPU, dtype);
-  REQUIRE_MESSAGE(model.ok(), model.status().to_string());
-  return std::move(*model);
-}
-
-// A TCP port that was free a moment ago (the kernel picks it; a race with other programs is possible
-// but unlikely).
-uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t length = sizeof(addr);
-  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
-  ::close(fd);
-  REQUIRE(bound);
-  return ntohs(addr.sin_port);
-}
+using testing::load_tiny;
 
 // Four samples with different prompt and response lengths (so the two halves have different token
 // counts and a rank's own normaliser would be wrong), tool output inside responses, advantages of
-// both signs, and old log-probs near the current ones (some ratios clipped).
+// both signs, and old log-probs within +-0.4 of the current ones (some ratios clipped).
 std::vector<PolicySample> make_samples(const Qwen2Model& model) {
-  torch::NoGradGuard no_grad;
-  std::vector<PolicySample> samples;
-  uint32_t state = 777;
-  auto next = [&] { return state = state * 1664525u + 1013904223u, state >> 8; };
-  const int prompt_len[] = {3, 6, 2, 5}, response_len[] = {9, 4, 7, 3};
-  const float advantage[] = {1.1f, -0.7f, 0.4f, -1.3f};
-  for (int i = 0; i < 4; ++i) {
-    PolicySample s;
-    for (int t = 0; t < prompt_len[i]; ++t) s.prompt.push_back(static_cast<int32_t>(next() % 1024));
-    for (int t = 0; t < response_len[i]; ++t) {
-      s.response.push_back(static_cast<int32_t>(next() % 1024));
-      s.loss_mask.push_back(t % 3 == 1 ? 0 : 1);
-    }
-    std::vector<int64_t> ids(s.prompt.begin(), s.prompt.end());
-    ids.insert(ids.end(), s.response.begin(), s.response.end());
-    const auto T = static_cast<int64_t>(ids.size());
-    const auto lp = token_logprobs(model, torch::tensor(ids, torch::kInt64).unsqueeze(0),
-                                   torch::ones({1, T}, torch::kInt64), torch::arange(T, torch::kInt64).unsqueeze(0));
-    for (int t = 0; t < response_len[i]; ++t) {
-      const double offset = static_cast<double>(next() % 1001) / 1000.0 * 0.8 - 0.4;
-      s.old_logprobs.push_back(static_cast<float>(lp.logprobs[0][prompt_len[i] + t - 1].item<double>() + offset));
-    }
-    s.advantage = advantage[i];
-    samples.push_back(std::move(s));
-  }
-  return samples;
+  return testing::make_policy_samples(model, {.seed = 777,
+                                              .prompt_len = {3, 6, 2, 5},
+                                              .response_len = {9, 4, 7, 3},
+                                              .advantage = {1.1f, -0.7f, 0.4f, -1.3f},
+                                              .tool_every = 3,
+                                              .tool_at = 1,
+                                              .offset = 0.4});
 }
 
 PolicyTrainerOptions trainer_options(int micro_batch) {
@@ -120,7 +74,8 @@ Run train(Qwen2Model& model, const PolicyTrainerOptions& options, const std::vec
 std::vector<Run> train_ranks(std::vector<Qwen2Model>& models, const PolicyTrainerOptions& options,
                              const std::vector<std::vector<PolicySample>>& shares, int steps) {
   const int world = static_cast<int>(models.size());
-  const uint16_t port = free_port();
+  const uint16_t port = free_loopback_port();
+  REQUIRE(port != 0);
   std::vector<Run> runs(models.size());
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world; ++rank) {

@@ -15,6 +15,7 @@
 #include "model/policy_trainer.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "model/safetensors.hpp"
+#include "tests/model/policy_samples.hpp"
 #include "tests/temp_dir.hpp"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
@@ -23,54 +24,20 @@
 namespace torl::model {
 namespace {
 
-Qwen2Model load_tiny(torch::ScalarType dtype = torch::kFloat64) {
-  const auto dir = std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / "tiny-qwen2";
-  INFO("fixture folder: " << dir.string() << " is missing (see ../shared/fixtures)");
-  REQUIRE(std::filesystem::exists(dir / "model.safetensors"));
-  auto model = Qwen2Model::load(dir, torch::kCPU, dtype);
-  REQUIRE_MESSAGE(model.ok(), model.status().to_string());
-  return std::move(*model);
-}
+using testing::load_tiny;
+using testing::response_logprobs;
 
-// The log-probs of `s.response` under `model` at `temperature` (one sequence, no grad).
-std::vector<double> response_logprobs(const Qwen2Model& model, const PolicySample& s, double temperature) {
-  torch::NoGradGuard no_grad;
-  std::vector<int64_t> ids(s.prompt.begin(), s.prompt.end());
-  ids.insert(ids.end(), s.response.begin(), s.response.end());
-  const auto T = static_cast<int64_t>(ids.size());
-  const auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0);
-  const auto lp = token_logprobs(model, input, torch::ones({1, T}, torch::kInt64),
-                                 torch::arange(T, torch::kInt64).unsqueeze(0), temperature);
-  std::vector<double> out;
-  for (size_t j = 0; j < s.response.size(); ++j) {
-    out.push_back(lp.logprobs[0][static_cast<int64_t>(s.prompt.size() + j) - 1].item<double>());
-  }
-  return out;
-}
-
-// Five samples of different lengths, with tool output (mask 0) inside responses, advantages of both
-// signs, and old log-probs near the current ones (offsets up to +-0.5: some ratios clipped, some not).
+// Five samples of different lengths, with tool output (every fourth token) inside responses,
+// advantages of both signs, and old log-probs within +-0.5 of the current ones (some ratios clipped).
 std::vector<PolicySample> make_samples(const Qwen2Model& model, double temperature) {
-  std::vector<PolicySample> samples;
-  uint32_t state = 12345;
-  auto next = [&] { return state = state * 1664525u + 1013904223u, state >> 8; };
-  const int prompt_len[] = {3, 5, 2, 4, 6}, response_len[] = {6, 4, 9, 5, 7};
-  const float advantage[] = {1.2f, -0.8f, 0.5f, -1.5f, 0.9f};
-  for (int i = 0; i < 5; ++i) {
-    PolicySample s;
-    for (int t = 0; t < prompt_len[i]; ++t) s.prompt.push_back(static_cast<int32_t>(next() % 1024));
-    for (int t = 0; t < response_len[i]; ++t) {
-      s.response.push_back(static_cast<int32_t>(next() % 1024));
-      s.loss_mask.push_back(t % 4 == 2 ? 0 : 1);  // every fourth token is "tool output"
-    }
-    for (const double lp : response_logprobs(model, s, temperature)) {
-      const double offset = (static_cast<double>(next() % 1001) / 1000.0 - 0.5);
-      s.old_logprobs.push_back(static_cast<float>(lp + offset));
-    }
-    s.advantage = advantage[i];
-    samples.push_back(std::move(s));
-  }
-  return samples;
+  return testing::make_policy_samples(model, {.seed = 12345,
+                                              .prompt_len = {3, 5, 2, 4, 6},
+                                              .response_len = {6, 4, 9, 5, 7},
+                                              .advantage = {1.2f, -0.8f, 0.5f, -1.5f, 0.9f},
+                                              .tool_every = 4,
+                                              .tool_at = 2,
+                                              .offset = 0.5,
+                                              .temperature = temperature});
 }
 
 PolicyTrainerOptions trainer_options(int micro_batch) {
