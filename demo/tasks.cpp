@@ -19,12 +19,15 @@ int64_t power_mod(int64_t base, int64_t exponent, int64_t modulus) {
 
 std::string str(int64_t x) { return std::to_string(x); }
 
+// How often a direct answer to a hard problem is right anyway.
+constexpr double kLuckyGuess = 0.05;
+
 }  // namespace
 
 Task make_task(uint64_t seed, int64_t index) {
   Stream r(seed * 0x100000001b3ULL + static_cast<uint64_t>(index));
   Task t;
-  switch (index % 6) {
+  switch (index % 5) {
     case 0: {
       const int64_t a = r.between(100, 9999), b = r.between(100, 9999);
       t = {"product", "What is " + str(a) + " * " + str(b) + "?", str(a * b), "print(" + str(a) + " * " + str(b) + ")", true};
@@ -39,7 +42,7 @@ Task make_task(uint64_t seed, int64_t index) {
     case 2: {
       const int64_t n = r.between(10, 200);
       t = {"square_sum", "What is 1^2 + 2^2 + ... + " + str(n) + "^2?", str(n * (n + 1) * (2 * n + 1) / 6),
-           "print(sum(k * k for k in range(1, " + str(n + 1) + ")))", true};
+           "print(sum(k * k for k in range(1, " + str(n) + " + 1)))", true};
       break;
     }
     case 3: {
@@ -50,18 +53,18 @@ Task make_task(uint64_t seed, int64_t index) {
       t = {"count_multiples",
            "How many integers from 1 to " + str(n) + " are divisible by " + str(p) + " or " + str(q) + "?",
            str(n / p + n / q - n / lcm),
-           "print(sum(1 for k in range(1, " + str(n + 1) + ") if k % " + str(p) + " == 0 or k % " + str(q) + " == 0))",
+           "print(sum(1 for k in range(1, " + str(n) + " + 1) if k % " + str(p) + " == 0 or k % " + str(q) + " == 0))",
            true};
       break;
     }
-    case 4: {
-      const int64_t a = r.between(1, 20), b = r.between(1, 20);
-      t = {"sum", "What is " + str(a) + " + " + str(b) + "?", str(a + b), "print(" + str(a) + " + " + str(b) + ")", false};
-      break;
-    }
-    default: {
-      const int64_t a = r.between(1, 30);
-      t = {"double", "What is twice " + str(a) + "?", str(2 * a), "print(2 * " + str(a) + ")", false};
+    default: {  // the easy ones, in turn
+      if ((index / 5) % 2 == 0) {
+        const int64_t a = r.between(1, 20), b = r.between(1, 20);
+        t = {"sum", "What is " + str(a) + " + " + str(b) + "?", str(a + b), "print(" + str(a) + " + " + str(b) + ")", false};
+      } else {
+        const int64_t a = r.between(1, 30);
+        t = {"double", "What is twice " + str(a) + "?", str(2 * a), "print(2 * " + str(a) + ")", false};
+      }
       break;
     }
   }
@@ -80,7 +83,7 @@ std::string corpus_response(const Task& task, bool use_tool, uint64_t seed) {
   }
   Stream r(seed);
   std::string answer = task.answer;
-  if (task.tool_helps && !r.chance(0.1)) {
+  if (task.tool_helps && !r.chance(kLuckyGuess)) {
     // a near miss: one digit changed (never the leading one to 0)
     const size_t at = static_cast<size_t>(r.between(0, static_cast<int64_t>(answer.size()) - 1));
     char digit = static_cast<char>('0' + r.between(0, 9));

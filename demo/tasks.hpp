@@ -21,7 +21,9 @@ struct Task {
   bool tool_helps = false;
 };
 
-// Task `index` of the stream `seed`; families in turn with random operands.
+// Task `index` of the stream `seed`: the four hard families in turn, then an easy one (a sum or a
+// doubling), with random operands. The code only copies numbers from the problem (it writes
+// `range(1, 120 + 1)`, never `range(1, 121)`), so that a tiny model can write it.
 Task make_task(uint64_t seed, int64_t index);
 
 // {"id", "problem", "answer", "family", "tool_helps"}: a line of a data file that torl train/eval read.

@@ -1,6 +1,9 @@
 #include "model/device.hpp"
 
+#include <sched.h>
+
 #include <charconv>
+#include <cstdlib>
 
 namespace torl::model {
 
@@ -36,6 +39,14 @@ torch::ScalarType scalar_type(config::DType dtype) {
     case config::DType::kFloat16: return torch::kFloat16;
   }
   TORL_CHECK(false, "unhandled dtype");
+}
+
+void use_available_cpus() {
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const int count = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
+  if (count > 0) at::set_num_threads(count);
 }
 
 std::string runtime_summary() {

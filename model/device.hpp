@@ -17,6 +17,11 @@ Expected<torch::Device> resolve_device(const std::string& name);
 
 torch::ScalarType scalar_type(config::DType dtype);
 
+// Sets LibTorch's intra-op threads to the CPUs this process may run on, unless OMP_NUM_THREADS is set.
+// (LibTorch's own default can be 1 on small VMs, which halves CPU training on 2 cores.) Call once at
+// start, before any tensor work.
+void use_available_cpus();
+
 // One line about the tensor runtime, e.g. "LibTorch 1.13.1, CUDA unavailable, 2 threads".
 std::string runtime_summary();
 

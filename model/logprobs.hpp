@@ -22,8 +22,14 @@ struct TokenLogprobs {
 // (sampling.cpp), so that the learner scores tokens under the distribution they were drawn from;
 // entropies are of that distribution too. Differentiable with respect to the model's parameters
 // (when they require grad). Results are on the model's device.
+//
+// `shared_prefix` S > 0 says that the first S tokens are the same real tokens in every row (a prompt
+// template, or a GRPO group's prompt): they are run through the model once and their keys and values
+// shared by all rows, which gives the same results (to rounding) for about (T - S) / T of the compute.
+// S < T; checked.
 TokenLogprobs token_logprobs(const Qwen2Model& model, const torch::Tensor& input_ids,
                              const torch::Tensor& attention_mask,
-                             const torch::Tensor& position_ids, double temperature = 1.0);
+                             const torch::Tensor& position_ids, double temperature = 1.0,
+                             int64_t shared_prefix = 0);
 
 }  // namespace torl::model

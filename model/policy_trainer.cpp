@@ -36,19 +36,25 @@ struct MicroBatch {
   torch::Tensor old_logprobs;    // [B, R] float32
   torch::Tensor advantages;      // [B] float32
   int64_t tokens = 0;            // real tokens (prompt + response)
+  int64_t shared_prefix = 0;     // leading tokens equal in every row (run once; token_logprobs)
 };
 
 MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t begin, size_t end,
                              torch::Device device) {
   const auto B = static_cast<int64_t>(end - begin);
   int64_t T = 0, R = 0;
+  MicroBatch mb;
+  const auto& first = samples[begin].prompt;
+  mb.shared_prefix = static_cast<int64_t>(first.size()) - 1;  // at least one prompt token of each row runs alone
   for (size_t i = begin; i < end; ++i) {
-    T = std::max<int64_t>(T, samples[i].prompt.size() + samples[i].response.size());
+    const auto& prompt = samples[i].prompt;
+    T = std::max<int64_t>(T, prompt.size() + samples[i].response.size());
     R = std::max<int64_t>(R, samples[i].response.size());
+    const auto differ = std::mismatch(prompt.begin(), prompt.end(), first.begin(), first.end()).first - prompt.begin();
+    mb.shared_prefix = std::min<int64_t>({mb.shared_prefix, differ, static_cast<int64_t>(prompt.size()) - 1});
   }
   std::vector<int64_t> ids(B * T, 0), attn(B * T, 0), index(B * R, 0);
   std::vector<float> mask(B * R, 0.0f), old(B * R, 0.0f), adv(B);
-  MicroBatch mb;
   for (int64_t b = 0; b < B; ++b) {
     const auto& s = samples[begin + b];
     const auto P = static_cast<int64_t>(s.prompt.size());
@@ -143,8 +149,13 @@ Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTr
 
 double PolicyTrainer::learning_rate() const {
   const auto& train = options_.train;
-  if (train.warmup_steps <= 0 || step_count_ >= train.warmup_steps) return train.lr;
-  return train.lr * static_cast<double>(step_count_ + 1) / train.warmup_steps;
+  if (train.warmup_steps > 0 && step_count_ < train.warmup_steps) {
+    return train.lr * static_cast<double>(step_count_ + 1) / train.warmup_steps;
+  }
+  const int64_t decay = options_.decay_steps - train.warmup_steps;
+  if (decay <= 0) return train.lr;
+  const double done = std::min(1.0, static_cast<double>(step_count_ - train.warmup_steps) / static_cast<double>(decay));
+  return train.lr * (1.0 - 0.9 * done);
 }
 
 Status PolicyTrainer::check_samples(const std::vector<PolicySample>& samples) const {
@@ -231,7 +242,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       const size_t end = std::min(samples.size(), begin + micro);
       const auto mb = build_micro_batch(samples, begin, end, device);
       const auto lp = token_logprobs(*policy_, mb.input_ids, mb.attention_mask, mb.position_ids,
-                                     options_.temperature);
+                                     options_.temperature, mb.shared_prefix);
       const auto new_logprobs = lp.logprobs.gather(1, mb.response_index);  // [B, R]
       const auto entropy = lp.entropy.gather(1, mb.response_index);
       options.entropy = options.entropy_coef != 0 ? entropy : entropy.detach();
@@ -240,7 +251,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
         const auto ref_device = reference_->device();
         const auto ref = token_logprobs(*reference_, mb.input_ids.to(ref_device),
                                         mb.attention_mask.to(ref_device),
-                                        mb.position_ids.to(ref_device), options_.temperature);
+                                        mb.position_ids.to(ref_device), options_.temperature, mb.shared_prefix);
         options.ref_logprobs = ref.logprobs.gather(1, mb.response_index.to(ref_device)).to(device);
       }
       // supervised: the ratio is 1 with the gradient of the log-probs, so each masked token's
@@ -248,8 +259,12 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       const auto& old = options_.supervised ? new_logprobs.detach() : mb.old_logprobs;
       const auto out = grpo_loss(new_logprobs, old, mb.advantages, mb.loss_mask, options);
       out.loss.backward();
+      // supervised, the loss shown is the cross-entropy itself (aggregated as the loss), not -advantage
+      const auto loss = options_.supervised
+                            ? (new_logprobs.detach() * mb.loss_mask * mb.advantages.unsqueeze(1)).sum().neg() / normaliser
+                            : out.loss.detach();
 
-      sums = sums + torch::stack({out.loss.detach(), out.pg_loss, out.kl, out.entropy, out.ppo_kl,
+      sums = sums + torch::stack({loss, out.pg_loss, out.kl, out.entropy, out.ppo_kl,
                                   out.tokens, out.clipped_tokens})
                         .to(torch::kFloat64);
       // A micro-batch without model tokens reports ratios of 1; it must not move the extremes.

@@ -38,7 +38,7 @@ TEST_SUITE("demo") {
 
   TEST_CASE("every family's answer is what its code prints") {
     std::map<std::string, int> families;
-    for (int64_t i = 0; i < 24; ++i) {
+    for (int64_t i = 0; i < 30; ++i) {
       const Task t = make_task(11, i);
       ++families[t.family];
       CHECK_MESSAGE(python_prints(t.code) == t.answer, t.problem << " -> " << t.code);
@@ -55,8 +55,8 @@ TEST_SUITE("demo") {
     CHECK(corpus_response(easy, false, 1) == "The answer is \\boxed{" + easy.answer + "}.");
     int right = 0;
     for (uint64_t s = 0; s < 200; ++s) right += corpus_response(hard, false, s) == "The answer is \\boxed{" + hard.answer + "}.";
-    CHECK(right > 5);
-    CHECK(right < 40);  // about 10%
+    CHECK(right > 2);
+    CHECK(right < 25);  // about 5%
   }
 }
 

@@ -135,6 +135,38 @@ TEST_SUITE("model") {
     }
   }
 
+  TEST_CASE("log-probs with a shared prefix run once equal the full forward, values and gradients") {
+    auto model = load_tiny();
+    model.set_requires_grad(true);
+    // three rows sharing their first 6 tokens, then different lengths (right padding)
+    const std::vector<std::vector<int64_t>> rows = {{5, 9, 2, 7, 7, 1, 40, 41, 42, 43, 44},
+                                                    {5, 9, 2, 7, 7, 1, 90, 91},
+                                                    {5, 9, 2, 7, 7, 1, 3, 4, 5, 6}};
+    const int64_t B = 3, T = 11;
+    auto ids = torch::zeros({B, T}, torch::kInt64), mask = torch::zeros({B, T}, torch::kInt64);
+    for (int64_t b = 0; b < B; ++b) {
+      for (size_t t = 0; t < rows[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = rows[b][t], mask[b][static_cast<int64_t>(t)] = 1;
+    }
+    const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    const auto run = [&](int64_t shared) {
+      for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
+      const auto lp = token_logprobs(model, ids, mask, pos, 0.9, shared);
+      (lp.logprobs.sum() + 0.1 * lp.entropy.sum()).backward();
+      return std::pair{lp, gradients(model)};
+    };
+    const auto [full, full_grads] = run(0);
+    for (const int64_t shared : {1, 4, 6}) {
+      CAPTURE(shared);
+      const auto [lp, grads] = run(shared);
+      CHECK((lp.valid == full.valid).all().item<bool>());
+      CHECK((lp.logprobs - full.logprobs).abs().max().item<double>() < 1e-12);
+      CHECK((lp.entropy - full.entropy).abs().max().item<double>() < 1e-12);
+      double max_diff = 0;
+      for (const auto& [name, g] : full_grads) max_diff = std::max(max_diff, (grads.at(name) - g).abs().max().item<double>());
+      CHECK(max_diff < 1e-12);
+    }
+  }
+
   TEST_CASE("log-probs at a temperature are those of logits / T, and the trainer scores at its own") {
     auto model = load_tiny();
     const auto samples = make_samples(model, 1.0);
@@ -491,7 +523,7 @@ TEST_SUITE("model") {
 
     // by hand: -(sum of the masked tokens' log-probs) / (number of masked tokens), sample by sample
     for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
-    double tokens = 0;
+    double tokens = 0, loss = 0;
     for (const auto& s : samples) tokens += std::count(s.loss_mask.begin(), s.loss_mask.end(), 1);
     for (const auto& s : samples) {
       std::vector<int64_t> ids(s.prompt.begin(), s.prompt.end());
@@ -504,6 +536,7 @@ TEST_SUITE("model") {
         if (s.loss_mask[j]) sum = sum + lp.logprobs[0][static_cast<int64_t>(s.prompt.size() + j) - 1];
       }
       (-sum / tokens).backward();
+      loss += (-sum / tokens).item<double>();
     }
     double max_diff = 0, max_grad = 0;
     for (const auto& [name, g] : gradients(model)) {
@@ -512,7 +545,26 @@ TEST_SUITE("model") {
     }
     CHECK(max_grad > 1e-3);
     CHECK(max_diff < 1e-9);
+    CHECK(stats->loss == doctest::Approx(loss).epsilon(1e-9));  // the cross-entropy, not -advantage
+    CHECK(stats->loss > 0.1);
     CHECK(stats->clip_fraction == 0.0);
+  }
+
+  TEST_CASE("learning rate: linear warmup, then constant or a linear decay to a tenth") {
+    auto model = load_tiny();
+    auto options = trainer_options(2);
+    options.train.lr = 1.0;
+    options.train.warmup_steps = 4;
+    auto constant = make_trainer(model, options);
+    options.decay_steps = 14;
+    auto decaying = make_trainer(model, options);
+    const std::vector<std::pair<int64_t, double>> expected = {{0, 0.25}, {3, 1.0}, {4, 1.0}, {9, 0.55}, {14, 0.1}, {40, 0.1}};
+    for (const auto& [step, lr] : expected) {
+      constant.set_step_count(step);
+      decaying.set_step_count(step);
+      CHECK(constant.learning_rate() == doctest::Approx(step < 3 ? lr : 1.0));
+      CHECK(decaying.learning_rate() == doctest::Approx(lr));
+    }
   }
 }
 
