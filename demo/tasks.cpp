@@ -77,8 +77,9 @@ Json to_json(const Task& task, const std::string& id) {
 }
 
 std::string corpus_response(const Task& task, bool use_tool, uint64_t seed) {
+  const std::string restated = "We need to answer: " + task.problem + "\n";
   if (use_tool) {
-    return "Let me compute it.\n```python\n" + task.code + "\n```\n```output\n" + task.answer +
+    return restated + "Let me compute it.\n```python\n" + task.code + "\n```\n```output\n" + task.answer +
            "\n```\nThe answer is \\boxed{" + task.answer + "}.";
   }
   Stream r(seed);
@@ -91,7 +92,7 @@ std::string corpus_response(const Task& task, bool use_tool, uint64_t seed) {
     if (!(at == 0 && digit == '0' && answer.size() > 1)) answer[at] = digit;
     else answer[at] = answer[at] == '9' ? '8' : static_cast<char>(answer[at] + 1);
   }
-  return "The answer is \\boxed{" + answer + "}.";
+  return restated + "The answer is \\boxed{" + answer + "}.";
 }
 
 }  // namespace torl::demo

@@ -29,7 +29,8 @@ Task make_task(uint64_t seed, int64_t index);
 // {"id", "problem", "answer", "family", "tool_helps"}: a line of a data file that torl train/eval read.
 Json to_json(const Task& task, const std::string& id);
 
-// One response of the pre-training corpus for `task` (what follows "Assistant:\n"). With the tool it
+// One response of the pre-training corpus for `task` (what follows "Assistant:\n"). It restates the
+// problem (so that every sequence teaches the copying that writing code needs), then with the tool it
 // writes the code, the ```output block with the result and the boxed answer; without it, it boxes an
 // answer directly: right for the easy families, usually a near miss for the hard ones (a tiny model
 // cannot multiply four-digit numbers in its head, and neither does the corpus).

@@ -32,7 +32,7 @@ constexpr std::array kCommands = {
     Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)", ""},
     Command{"detokenize", detokenize_command, "token ids to text", ""},
     Command{"generate", generate_command, "sample from a model (and bench)", ""},
-    Command{"demo", demo_command, "the laptop demo's data (more to come: issue #9)", ""},
+    Command{"demo", demo_command, "the laptop demo's pieces: its problems (data) and base model (pretrain)", ""},
 };
 
 constexpr std::string_view kVersion = "0.1.0";

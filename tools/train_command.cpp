@@ -28,7 +28,10 @@
 #include "sandbox/code_runner.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
+#include "tools/run_report.hpp"
 #include "tools/run_setup.hpp"
+#include "tools/stop_signals.hpp"
+#include "tools/train_metrics.hpp"
 
 namespace torl::tools {
 namespace {
@@ -55,97 +58,6 @@ constexpr std::string_view kUsage =
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
   return kExitUsage;
-}
-
-// The batch's sums (over every rank's share when data parallel): reward, correct answers, tool calls,
-// tool errors, response tokens, trajectories that called the tool, trajectories.
-std::array<double, 7> batch_sums(const actors::StepReport& r, model::GradientSync* sync) {
-  std::array<double, 7> sums{};
-  for (const Trajectory& t : r.trajectories) {
-    sums[0] += t.score ? t.score->reward : 0.0;
-    sums[1] += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-    sums[2] += static_cast<double>(t.tool_calls.size());
-    sums[3] += t.tool_errors();
-    sums[4] += static_cast<double>(t.response.size());
-    sums[5] += !t.tool_calls.empty();
-    sums[6] += 1;
-  }
-  if (sync) {
-    torch::Tensor all = torch::tensor(std::vector<double>(sums.begin(), sums.end()), torch::kFloat64);
-    if (sync->all_reduce({all}).ok()) std::copy_n(all.data_ptr<double>(), sums.size(), sums.begin());
-  }
-  return sums;
-}
-
-// The step's numbers: what the learner did, and what the batch looked like.
-Json step_line(const actors::StepReport& r, const std::array<double, 7>& sums, const std::vector<int64_t>& problems,
-               const actors::MetricsSnapshot& pipeline) {
-  const auto [reward, correct, calls, errors, length, with_tool, trajectories] = sums;
-  const double n = std::max(1.0, trajectories);
-  return {{"step", r.step},
-          {"updated", r.updated},
-          {"skipped_because", r.skipped_because},
-          {"reward/mean", reward / n},
-          {"reward/accuracy", correct / n},
-          {"tool/calls_per_trajectory", calls / n},
-          {"tool/use_rate", with_tool / n},
-          {"tool/error_rate", calls > 0 ? errors / calls : 0.0},
-          {"response/length_mean", length / n},
-          {"policy/entropy", r.stats.entropy},
-          {"policy/clip_fraction", r.stats.clip_fraction},
-          {"policy/ppo_kl", r.stats.ppo_kl},
-          {"policy/kl", r.stats.kl},
-          {"loss/total", r.stats.loss},
-          {"loss/pg", r.stats.pg_loss},
-          {"optim/grad_norm", r.stats.grad_norm},
-          {"optim/lr", r.stats.lr},
-          {"groups/all_equal", r.groups_equal},
-          {"groups/filtered", r.groups_filtered},
-          {"staleness/max", r.max_staleness},
-          {"staleness/mean", r.mean_staleness},
-          {"time/rollout_wait_s", r.wait_ms / 1000.0},
-          {"time/train_s", r.train_ms / 1000.0},
-          {"time/publish_s", r.publish_ms / 1000.0},
-          {"generator/busy_fraction", pipeline.generator_busy_fraction},
-          {"generator/tokens_per_s", pipeline.tokens_per_s},
-          {"tool/latency_p50_ms", pipeline.tool_latency_p50_ms},
-          {"tool/latency_p99_ms", pipeline.tool_latency_p99_ms},
-          {"data/problems", problems}};
-}
-
-std::string step_text(const Json& line, int64_t steps) {
-  std::ostringstream text;
-  text << std::fixed << "step " << line["step"].get<int64_t>() << "/" << steps << std::setprecision(3)
-       << "  reward " << line["reward/mean"].get<double>() << "  acc " << line["reward/accuracy"].get<double>()
-       << "  tools " << std::setprecision(2) << line["tool/calls_per_trajectory"].get<double>() << "/traj (err "
-       << line["tool/error_rate"].get<double>() << ")  len " << std::setprecision(0)
-       << line["response/length_mean"].get<double>() << std::setprecision(3) << "  ent "
-       << line["policy/entropy"].get<double>() << "  clip " << line["policy/clip_fraction"].get<double>()
-       << "  gnorm " << line["optim/grad_norm"].get<double>() << std::scientific << std::setprecision(1) << "  lr "
-       << line["optim/lr"].get<double>() << std::fixed << std::setprecision(1) << "  "
-       << line["time/rollout_wait_s"].get<double>() + line["time/train_s"].get<double>() << " s (rollout "
-       << line["time/rollout_wait_s"].get<double>() << ", train " << line["time/train_s"].get<double>() << ")";
-  if (!line["updated"].get<bool>()) text << "  NO UPDATE: " << line["skipped_because"].get<std::string>();
-  return text.str();
-}
-
-// Keeps the metrics lines of steps <= `step` (a resumed run continues after them). Rewritten through a
-// temporary file, so a crash here loses nothing.
-Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
-  std::ifstream in(file);
-  if (!in) return {};
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    const Json parsed = Json::parse(line, nullptr, false);
-    if (parsed.is_discarded() || !parsed.contains("step")) continue;  // a torn last line after a kill
-    if (parsed["step"].get<int64_t>() <= step) kept += line + "\n";
-  }
-  const std::filesystem::path temporary = file.string() + ".tmp";
-  std::ofstream(temporary) << kept;
-  std::error_code ec;
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) return io_error("rewriting '" + file.string() + "': " + ec.message());
-  return {};
 }
 
 // This process's place in a data-parallel run, from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
@@ -299,8 +211,27 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   std::condition_variable stepped;
   int64_t done = first_step;  // guarded by mutex
   Status failure;             // guarded by mutex: a checkpoint that could not be written ends the run
-  const char* crash_hook = std::getenv("TORL_TEST_KILL_AFTER_STEP");  // tests: SIGKILL right after step N's line
+  int stop_signal = 0;        // guarded by mutex: SIGINT/SIGTERM received by this process
+  bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
+  int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
+  // tests: SIGKILL (a crash) or SIGTERM (a stop) to this process right after step N's line
+  const char* crash_hook = std::getenv("TORL_TEST_KILL_AFTER_STEP");
   const int64_t kill_after = crash_hook ? std::atoll(crash_hook) : -1;
+  const char* stop_hook = std::getenv("TORL_TEST_TERM_AFTER_STEP");
+  const int64_t term_after = stop_hook ? std::atoll(stop_hook) : -1;
+  // Ranks stop together (a step has collectives); one process may stop between steps on its own.
+  const auto stopping = [&] { return stop_agreed || (rank.world == 1 && stop_signal != 0); };  // under mutex
+  const auto write_checkpoint_at = [&](int64_t step) {
+    model::CheckpointContents contents;
+    contents.step = step;
+    contents.model = &*policy;
+    contents.model_source = config.model.path;
+    contents.optimizer = trainer->optimizer_state();
+    contents.state = {{"seed", config.run.seed}, {"next_step", step}, {"config_file", file}};
+    Status written = model::write_checkpoint(run_dir, contents, config.train.keep_checkpoints);
+    if (written.ok()) err << "torl train: checkpoint step " << step << " written\n";
+    return written;
+  };
 
   actors::LearnerSetup learner;
   learner.trainer = &*trainer;
@@ -313,28 +244,28 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   learner.first_step = first_step;
   learner.on_step = [&](actors::StepReport& report) {
     Status written;
-    const bool due = lead && (report.step == steps || (config.train.checkpoint_every > 0 &&
-                                                       report.step % config.train.checkpoint_every == 0));
-    const auto sums = batch_sums(report, options.sync.get());  // every rank takes part
+    bool asked = false;
+    {
+      std::lock_guard lock(mutex);
+      asked = stop_signal != 0;
+    }
+    const auto sums = batch_sums(report, options.sync.get(), asked);  // every rank takes part
+    const bool stop = sums.stop_requests > 0;
+    const bool due = lead && (report.step == steps || stop ||
+                              (config.train.checkpoint_every > 0 && report.step % config.train.checkpoint_every == 0));
     if (lead) {
       const Json line = step_line(report, sums, data->problems_of_step(report.step - 1), pipeline_metrics.snapshot());
       metrics_out << line.dump() << '\n' << std::flush;
       err << step_text(line, steps) << std::endl;
     }
-    if (due) {
-      model::CheckpointContents contents;
-      contents.step = report.step;
-      contents.model = &*policy;
-      contents.model_source = config.model.path;
-      contents.optimizer = trainer->optimizer_state();
-      contents.state = {{"seed", config.run.seed}, {"next_step", report.step}, {"config_file", file}};
-      written = model::write_checkpoint(run_dir, contents, config.train.keep_checkpoints);
-      if (written.ok()) err << "torl train: checkpoint step " << report.step << " written\n";
-    }
+    if (due) written = write_checkpoint_at(report.step);
     if (report.step == kill_after) std::raise(SIGKILL);
+    if (report.step == term_after) std::raise(SIGTERM);
     std::lock_guard lock(mutex);
     done = report.step;
+    if (due && written.ok()) checkpointed = report.step;
     if (!written.ok()) failure = written;
+    stop_agreed = stop_agreed || stop;
     stepped.notify_all();
   };
 
@@ -401,9 +332,15 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     // due once a step is done (at the weights of that step)
     int64_t submitted = first_step;
     int64_t eval_checked = first_step == 0 ? -1 : first_step;  // steps whose eval was submitted or not due
+    // SIGINT/SIGTERM: no new step; the steps in flight finish, a checkpoint is written, exit 0
+    const StopSignals signals([&](int signal) {
+      std::lock_guard lock(mutex);
+      stop_signal = signal;
+      stepped.notify_all();
+    });
     std::unique_lock lock(mutex);
     while (true) {
-      while (eval_checked < done) {
+      while (!stopping() && eval_checked < done) {
         if (!eval_due(++eval_checked)) continue;
         std::vector<actors::RolloutJob> jobs = eval_template;
         for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + eval_checked * eval_size + static_cast<int64_t>(i);
@@ -412,22 +349,38 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
         pipeline.submit(std::move(jobs));
         lock.lock();
       }
-      while (submitted < steps && submitted <= done + config.algorithm.max_staleness) {
+      while (!stopping() && submitted < steps && submitted <= done + config.algorithm.max_staleness) {
         lock.unlock();
         pipeline.submit(data->jobs_of_step(submitted++, rank.rank, rank.world));
         lock.lock();
       }
       if ((done >= steps && evals.empty()) || !failure.ok()) break;  // evals holds the unfinished ones
+      if (stopping() && done >= submitted) break;  // unfinished evals are dropped
       const int64_t seen = done;
       const size_t evals_left = evals.size();
-      stepped.wait(lock, [&] { return done != seen || evals.size() != evals_left || !failure.ok(); });
+      const int signal_seen = stop_signal;
+      stepped.wait(lock, [&] {
+        return done != seen || evals.size() != evals_left || !failure.ok() || stop_signal != signal_seen;
+      });
     }
     lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
   }
   if (!failure.ok()) return err << "torl train: " << failure.message() << "\n", kExitFailed;
-  if (lead) out << "torl train: " << config.run.name << ": " << steps << " steps done; metrics in " << metrics_file.string()
-      << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
+  if (!lead) return kExitOk;
+  if (done < steps) {  // stopped by a signal
+    if (checkpointed != done) {
+      if (Status s = write_checkpoint_at(done); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
+    }
+    err << "torl train: stopped by " << (stop_signal == SIGINT ? "SIGINT" : "SIGTERM") << " after step " << done
+        << "; the checkpoint of step " << done << " is in " << (run_dir / "checkpoints").string()
+        << "; continue with --resume\n";
+  }
+  out << "torl train: " << config.run.name << ": " << done << " of " << steps << " steps done; metrics in "
+      << metrics_file.string() << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
+  print_before_after(run_dir, out);
+  if (Status s = write_run_plot(run_dir); !s.ok()) return err << "torl train: plot: " << s.message() << "\n", kExitFailed;
+  out << "plot: " << (run_dir / "plot.png").string() << "\n";
   return kExitOk;
 }
 

@@ -50,11 +50,14 @@ TEST_SUITE("demo") {
 
   TEST_CASE("corpus: the tool solution shows the code and its output; direct answers miss the hard ones") {
     const Task hard = make_task(5, 0), easy = make_task(5, 4);
-    CHECK(corpus_response(hard, true, 1) == "Let me compute it.\n```python\n" + hard.code + "\n```\n```output\n" +
-                                                hard.answer + "\n```\nThe answer is \\boxed{" + hard.answer + "}.");
-    CHECK(corpus_response(easy, false, 1) == "The answer is \\boxed{" + easy.answer + "}.");
+    CHECK(corpus_response(hard, true, 1) == "We need to answer: " + hard.problem + "\nLet me compute it.\n```python\n" +
+                                                hard.code + "\n```\n```output\n" + hard.answer +
+                                                "\n```\nThe answer is \\boxed{" + hard.answer + "}.");
+    CHECK(corpus_response(easy, false, 1) == "We need to answer: " + easy.problem + "\nThe answer is \\boxed{" + easy.answer + "}.");
     int right = 0;
-    for (uint64_t s = 0; s < 200; ++s) right += corpus_response(hard, false, s) == "The answer is \\boxed{" + hard.answer + "}.";
+    for (uint64_t s = 0; s < 200; ++s) {
+      right += corpus_response(hard, false, s) == "We need to answer: " + hard.problem + "\nThe answer is \\boxed{" + hard.answer + "}.";
+    }
     CHECK(right > 2);
     CHECK(right < 25);  // about 5%
   }

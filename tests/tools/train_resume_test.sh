@@ -1,7 +1,8 @@
 #!/bin/sh
 # kill -9 during torl train, then --resume: the metrics continue from the last checkpoint (each step
 # once), and every step trains on the same problems as an uninterrupted run, with the same rewards, and
-# ends with the same weights. (The entropy bonus makes every step change the weights even though the
+# ends with the same weights. The same for SIGTERM, which must end the run cleanly (exit 0) with a
+# checkpoint of the last finished step. (The entropy bonus makes every step change the weights even though the
 # random fixture model earns the same reward everywhere.)
 # Usage (from the project root): train_resume_test.sh TORL OUTPUT_DIR
 set -u
@@ -25,6 +26,16 @@ cmp -s "$out/straight/checkpoints/step-00000004/model.safetensors" "$out/killed/
 cmp -s "$out/straight/checkpoints/step-00000002/model.safetensors" "$out/straight/checkpoints/step-00000004/model.safetensors" &&
   { echo "the weights did not change between steps 2 and 4: the test would prove nothing"; exit 1; }
 
+TORL_TEST_TERM_AFTER_STEP=2 "$torl" train $config $sets --set run.name=stopped 2>"$out.stopped.log" >/dev/null ||
+  { echo "SIGTERM did not end the run with exit 0:"; cat "$out.stopped.log"; exit 1; }
+grep -Eq "stopped by SIGTERM after step [23]; the checkpoint of step [23] is in" "$out.stopped.log" ||
+  { echo "SIGTERM: no clean stop before the end:"; cat "$out.stopped.log"; exit 1; }
+[ -e "$out/stopped/checkpoints/step-00000004" ] && { echo "SIGTERM: the run went on to the end"; exit 1; }
+"$torl" train $config $sets --set run.name=stopped --resume 2>"$out.stopped-resumed.log" >/dev/null ||
+  { cat "$out.stopped-resumed.log"; exit 1; }
+cmp -s "$out/straight/checkpoints/step-00000004/model.safetensors" "$out/stopped/checkpoints/step-00000004/model.safetensors" ||
+  { echo "the run stopped by SIGTERM and resumed ends with other weights than the uninterrupted one"; exit 1; }
+
 # a corrupt checkpoint is refused with the file named, and nothing is trained on it
 printf 'X' | dd of="$out/killed/checkpoints/step-00000004/model.safetensors" bs=1 seek=200 conv=notrunc 2>/dev/null
 "$torl" train $config $sets --set run.name=killed --set train.steps=5 --resume 2>"$out.corrupt.log" >/dev/null
@@ -36,12 +47,14 @@ import json, sys
 out = sys.argv[1]
 def steps(name):
     return [json.loads(line) for line in open(f"{out}/{name}/metrics.jsonl")]
-a, b = steps("straight"), steps("killed")
+a = steps("straight")
 assert [s["step"] for s in a] == [1, 2, 3, 4], [s["step"] for s in a]
-assert [s["step"] for s in b] == [1, 2, 3, 4], f"resumed metrics steps: {[s['step'] for s in b]}"
-for x, y in zip(a, b):
-    assert x["data/problems"] == y["data/problems"], (x["step"], x["data/problems"], y["data/problems"])
-    assert x["reward/mean"] == y["reward/mean"], (x["step"], x["reward/mean"], y["reward/mean"])
-    assert x["response/length_mean"] == y["response/length_mean"], (x["step"], x["response/length_mean"], y["response/length_mean"])
+for name in ("killed", "stopped"):
+    b = steps(name)
+    assert [s["step"] for s in b] == [1, 2, 3, 4], f"{name}: resumed metrics steps: {[s['step'] for s in b]}"
+    for x, y in zip(a, b):
+        assert x["data/problems"] == y["data/problems"], (name, x["step"], x["data/problems"], y["data/problems"])
+        assert x["reward/mean"] == y["reward/mean"], (name, x["step"], x["reward/mean"], y["reward/mean"])
+        assert x["response/length_mean"] == y["response/length_mean"], (name, x["step"], x["response/length_mean"], y["response/length_mean"])
 print("resumed run matches:", [s["data/problems"] for s in b])
 PY

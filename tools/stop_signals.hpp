@@ -1,0 +1,26 @@
+// SIGINT and SIGTERM as a request to stop cleanly, for long-running commands (torl train): while a
+// StopSignals lives, the first such signal calls `on_signal(signal)` on a thread of its own (not in
+// the signal handler, so the callback may lock and notify), and the signal's default action is put
+// back, so that a second Ctrl-C ends the process at once. One at a time per process (checked);
+// construct and destroy it on one thread.
+#pragma once
+
+#include <functional>
+#include <thread>
+
+namespace torl::tools {
+
+class StopSignals {
+ public:
+  explicit StopSignals(std::function<void(int)> on_signal);
+  // Restores the previous handlers and joins the thread (the callback is not called after this).
+  ~StopSignals();
+
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  std::thread watcher_;
+};
+
+}  // namespace torl::tools
