@@ -414,6 +414,12 @@ int launch_ranks(const Args& args, int nproc, std::ostream& err) {
     }
     children.push_back(pid);
   }
+  // SIGTERM to this launcher is passed on to the ranks (which stop together after a step); Ctrl-C's
+  // SIGINT reaches them from the terminal directly.
+  const StopSignals signals([&](int signal) {
+    if (signal != SIGTERM) return;
+    for (const pid_t child : children) ::kill(child, SIGTERM);
+  });
   int result = kExitOk;
   for (size_t left = children.size(); left > 0; --left) {
     int status = 0;
