@@ -295,29 +295,11 @@ void remove_old_checkpoints(const fs::path& folder, const fs::path& written, int
 
 // ---- config comparison ----
 
-// The fields of a config that decide which weights fit it, as JSON values (for exact comparison and
-// printing).
-Json config_fields(const Qwen2Config& c) {
-  return {{"vocab_size", c.vocab_size},
-          {"hidden_size", c.hidden_size},
-          {"intermediate_size", c.intermediate_size},
-          {"num_hidden_layers", c.num_hidden_layers},
-          {"num_attention_heads", c.num_attention_heads},
-          {"num_key_value_heads", c.num_key_value_heads},
-          {"rms_norm_eps", c.rms_norm_eps},
-          {"rope_theta", c.rope_theta},
-          {"tie_word_embeddings", c.tie_word_embeddings},
-          {"max_position_embeddings", c.max_position_embeddings},
-          {"bos_token_id", c.bos_token_id},
-          {"eos_token_id", c.eos_token_id},
-          {"pad_token_id", c.pad_token_id}};
-}
-
 // "" when the configs agree, else every differing key with both values:
 //   "hidden_size is 64 in <a_name>, 128 in <b_name>; ..."
 std::string config_differences(const Qwen2Config& a, const std::string& a_name, const Qwen2Config& b,
                                const std::string& b_name) {
-  const Json fa = config_fields(a), fb = config_fields(b);
+  const Json fa = a.to_json(), fb = b.to_json();
   std::string differences;
   for (const auto& [key, value] : fa.items()) {
     if (value == fb.at(key)) continue;

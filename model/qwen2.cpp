@@ -89,6 +89,29 @@ std::vector<LayerTensor> layer_tensors(const Qwen2Config& config) {
 
 }  // namespace
 
+Json Qwen2Config::to_json() const {
+  const auto id = [](int64_t v) { return v >= 0 ? Json(v) : Json(nullptr); };
+  return {{"architectures", {"Qwen2ForCausalLM"}},
+          {"model_type", "qwen2"},
+          {"vocab_size", vocab_size},
+          {"hidden_size", hidden_size},
+          {"intermediate_size", intermediate_size},
+          {"num_hidden_layers", num_hidden_layers},
+          {"num_attention_heads", num_attention_heads},
+          {"num_key_value_heads", num_key_value_heads},
+          {"hidden_act", "silu"},
+          {"max_position_embeddings", max_position_embeddings},
+          {"rms_norm_eps", rms_norm_eps},
+          {"rope_theta", rope_theta},
+          {"tie_word_embeddings", tie_word_embeddings},
+          {"use_sliding_window", false},
+          {"sliding_window", nullptr},
+          {"bos_token_id", id(bos_token_id)},
+          {"eos_token_id", id(eos_token_id)},
+          {"pad_token_id", id(pad_token_id)},
+          {"torch_dtype", "float32"}};
+}
+
 Expected<Qwen2Config> Qwen2Config::load(const std::filesystem::path& config_json) {
   const std::string origin = config_json.string();
   auto parsed = read_json_file(config_json);

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "common/json.hpp"
 #include "common/status.hpp"
 #include "model/safetensors.hpp"
 
@@ -36,6 +37,10 @@ struct Qwen2Config {
   // Parses config.json; errors name the file and the key (missing, wrong type, unsupported value
   // such as another architecture, a sliding window in use, or a hidden_act other than silu).
   static Expected<Qwen2Config> load(const std::filesystem::path& config_json);
+
+  // config.json as HF transformers writes it for a Qwen2ForCausalLM of this shape (load() reads it
+  // back equal); token ids of -1 are written as null.
+  Json to_json() const;
 };
 
 // Keys and values of one layer for the positions seen so far: [B, K, S_past, D] each (before the

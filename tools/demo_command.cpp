@@ -89,27 +89,6 @@ model::Qwen2Config demo_model_config() {
   return c;
 }
 
-// config.json as HF transformers writes it for a Qwen2ForCausalLM of that shape.
-Json config_json(const model::Qwen2Config& c) {
-  return {{"architectures", {"Qwen2ForCausalLM"}},
-          {"model_type", "qwen2"},
-          {"vocab_size", c.vocab_size},
-          {"hidden_size", c.hidden_size},
-          {"intermediate_size", c.intermediate_size},
-          {"num_hidden_layers", c.num_hidden_layers},
-          {"num_attention_heads", c.num_attention_heads},
-          {"num_key_value_heads", c.num_key_value_heads},
-          {"hidden_act", "silu"},
-          {"max_position_embeddings", c.max_position_embeddings},
-          {"rms_norm_eps", c.rms_norm_eps},
-          {"rope_theta", c.rope_theta},
-          {"tie_word_embeddings", c.tie_word_embeddings},
-          {"use_sliding_window", false},
-          {"sliding_window", nullptr},
-          {"eos_token_id", c.eos_token_id},
-          {"torch_dtype", "float32"}};
-}
-
 constexpr int32_t kEos = 256;
 constexpr uint64_t kPretrainStream = 1000;  // problem stream seed + S; data uses 2S and 2S + 1
 
@@ -120,7 +99,7 @@ Status save_model(const std::filesystem::path& dir, const model::Qwen2Model& pol
   const std::filesystem::path config = dir / "config.json", temp = dir / "config.json.tmp";
   {
     std::ofstream out(temp);
-    out << config_json(policy.config()).dump(2) << '\n';
+    out << policy.config().to_json().dump(2) << '\n';
     out.flush();
     if (!out) return Status(StatusCode::kIoError, "writing '" + temp.string() + "' failed");
   }

@@ -53,7 +53,13 @@ constexpr std::string_view kUsage =
     "the metrics and the checkpoints.\n"
     "\n"
     "With train.eval_every > 0, rank 0 also rolls out data.eval_files (eval.* settings) at the start,\n"
-    "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n";
+    "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n"
+    "The run ends with a table of the first and the last eval and RUN/plot.png (reward, accuracy and\n"
+    "tool-use rate per step, and the evals).\n"
+    "\n"
+    "SIGINT or SIGTERM: no new step starts, the steps in flight finish, a checkpoint of the last one is\n"
+    "written and torl exits 0; --resume continues. A second Ctrl-C stops at once (the newest checkpoint\n"
+    "is kept).\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;

@@ -109,6 +109,13 @@ TEST_SUITE("model") {
     const auto top_level = Qwen2Config::load(dir.write("config.json", json.dump()));
     REQUIRE_MESSAGE(top_level.ok(), top_level.status().to_string());
     CHECK(top_level->rope_theta == 1000000.0);
+
+    // to_json is read back as the same config (missing bos_token_id stays missing)
+    const auto again = Qwen2Config::load(dir.write("again.json", config->to_json().dump()));
+    REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+    CHECK(again->to_json() == config->to_json());
+    CHECK(again->pad_token_id == 0);
+    CHECK(again->bos_token_id == config->bos_token_id);
   }
 
   TEST_CASE("config errors name the file and the key") {
