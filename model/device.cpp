@@ -1,5 +1,6 @@
 #include "model/device.hpp"
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <charconv>
@@ -47,6 +48,11 @@ void use_available_cpus() {
   CPU_ZERO(&cpus);
   const int count = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
   if (count > 0) at::set_num_threads(count);
+}
+
+void keep_freed_memory() {
+  ::mallopt(M_MMAP_MAX, 0);                     // large blocks from the heap, not one mapping each
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);         // and the heap's top given back only past 1 GiB free
 }
 
 std::string runtime_summary() {

@@ -50,11 +50,10 @@ void print_before_after(const std::filesystem::path& run_dir, std::ostream& out)
     for (const Json& after : last.value("datasets", Json::array())) {
       if (after.value("name", "") != name) continue;
       for (const auto& [record, row] : {std::pair{&first, &before}, std::pair{&last, &after}}) {
-        out << "| " << name << " | " << number(*record, "step") << std::fixed << std::setprecision(3) << " | "
+        out << "| " << name << " | " << record->value("step", int64_t{0}) << std::fixed << std::setprecision(3) << " | "
             << number(*row, "accuracy") << " | " << number(*row, "tool_use_rate") << " | "
             << number(*row, "tool_error_rate") << " | " << std::setprecision(1) << number(*row, "response_tokens")
             << " |\n";
-        out << std::defaultfloat;
       }
       const double a = number(before, "accuracy"), b = number(after, "accuracy");
       ratios << std::fixed << std::setprecision(3) << name << ": accuracy " << a << " -> " << b;
