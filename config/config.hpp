@@ -81,6 +81,11 @@ constexpr auto enum_names(LossAggregation) {
                     std::pair{LossAggregation::kSequenceMean, "seq_mean"}};
 }
 
+enum class LrSchedule { kConstant, kLinear };
+constexpr auto enum_names(LrSchedule) {
+  return std::array{std::pair{LrSchedule::kConstant, "constant"}, std::pair{LrSchedule::kLinear, "linear"}};
+}
+
 enum class KlEstimator { kK1, kK3 };
 constexpr auto enum_names(KlEstimator) {
   return std::array{std::pair{KlEstimator::kK1, "k1"}, std::pair{KlEstimator::kK3, "k3"}};
@@ -288,6 +293,7 @@ struct TrainConfig {
   double weight_decay = 0.01;    // AdamW decoupled weight decay
   double grad_clip = 1.0;        // max global grad norm; 0 = off
   int warmup_steps = 0;          // linear learning-rate warmup
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // after warmup: constant, or linear down to lr/10 at `steps`
   int micro_batch = 8;           // sequences per forward/backward (gradient accumulation)
   int checkpoint_every = 50;     // steps between checkpoints; 0 = only at the end
   int keep_checkpoints = 3;      // newest checkpoints kept
@@ -303,6 +309,7 @@ struct TrainConfig {
     v("weight_decay", weight_decay, {.min = 0});
     v("grad_clip", grad_clip, {.min = 0});
     v("warmup_steps", warmup_steps, {.min = 0});
+    v("lr_schedule", lr_schedule);
     v("micro_batch", micro_batch, {.min = 1});
     v("checkpoint_every", checkpoint_every, {.min = 0});
     v("keep_checkpoints", keep_checkpoints, {.min = 1});

@@ -152,8 +152,8 @@ double PolicyTrainer::learning_rate() const {
   if (train.warmup_steps > 0 && step_count_ < train.warmup_steps) {
     return train.lr * static_cast<double>(step_count_ + 1) / train.warmup_steps;
   }
-  const int64_t decay = options_.decay_steps - train.warmup_steps;
-  if (decay <= 0) return train.lr;
+  const int64_t decay = train.steps - train.warmup_steps;
+  if (train.lr_schedule != config::LrSchedule::kLinear || decay <= 0) return train.lr;
   const double done = std::min(1.0, static_cast<double>(step_count_ - train.warmup_steps) / static_cast<double>(decay));
   return train.lr * (1.0 - 0.9 * done);
 }

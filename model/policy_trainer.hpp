@@ -45,9 +45,6 @@ struct PolicyTrainerOptions {
   // Supervised (pre-training, the demo's base model): next-token cross-entropy on the masked tokens,
   // weighted by each sample's advantage (1 for plain SFT); old_logprobs are ignored (zeros will do).
   bool supervised = false;
-  // > 0: after the warmup the learning rate falls linearly to train.lr / 10 at this step (pre-training
-  // runs of a known length); 0 = constant.
-  int64_t decay_steps = 0;
 };
 
 // What one step did. Loss terms are aggregated as in the loss (algorithm.loss_agg) over the whole step
@@ -90,8 +87,8 @@ class PolicyTrainer {
   // grad(); grad_norm and lr are left 0. For tests and diagnostics.
   Expected<StepStats> compute_gradients(const std::vector<PolicySample>& samples);
 
-  // The learning rate the next step uses: train.lr * min(1, (step_count + 1) / warmup_steps), times the
-  // linear decay to 1/10 when options.decay_steps > 0.
+  // The learning rate the next step uses: train.lr * min(1, (step_count + 1) / warmup_steps); with
+  // train.lr_schedule linear, after the warmup it falls linearly to train.lr / 10 at train.steps.
   double learning_rate() const;
 
   // Optimizer steps taken; set when resuming so that the warmup continues where it stopped.

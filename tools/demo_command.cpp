@@ -141,7 +141,8 @@ int pretrain(const Args& args, std::ostream& out, std::ostream& err) {
   options.train.lr = lr;
   options.train.warmup_steps = static_cast<int>(std::min<long>(100, steps / 10));
   options.train.micro_batch = static_cast<int>(batch);
-  options.decay_steps = steps;
+  options.train.steps = static_cast<int>(steps);
+  options.train.lr_schedule = config::LrSchedule::kLinear;
   auto trainer = model::PolicyTrainer::create(*policy, options);
   if (!trainer) return err << "torl demo pretrain: " << trainer.status().message() << "\n", kExitFailed;
 

@@ -555,8 +555,9 @@ TEST_SUITE("model") {
     auto options = trainer_options(2);
     options.train.lr = 1.0;
     options.train.warmup_steps = 4;
+    options.train.steps = 14;
     auto constant = make_trainer(model, options);
-    options.decay_steps = 14;
+    options.train.lr_schedule = config::LrSchedule::kLinear;
     auto decaying = make_trainer(model, options);
     const std::vector<std::pair<int64_t, double>> expected = {{0, 0.25}, {3, 1.0}, {4, 1.0}, {9, 0.55}, {14, 0.1}, {40, 0.1}};
     for (const auto& [step, lr] : expected) {
