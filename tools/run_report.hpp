@@ -13,7 +13,6 @@ namespace torl::tools {
 
 // Prints, per eval set, the first and the last eval (accuracy, tool-use rate, tool error rate, mean
 // response tokens) and the accuracy ratio. Prints nothing when eval.jsonl holds fewer than two evals.
-// Lines that do not parse (a torn last line after a kill) are skipped.
 void print_before_after(const std::filesystem::path& run_dir, std::ostream& out);
 
 // Writes RUN/plot.png: panels "reward and accuracy per step", "tool-use rate per step" and, when there

@@ -82,14 +82,22 @@ std::string step_text(const Json& line, int64_t steps) {
   return text.str();
 }
 
-Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
+std::vector<Json> read_step_records(const std::filesystem::path& file) {
+  std::vector<Json> records;
   std::ifstream in(file);
-  if (!in) return {};
-  std::string kept, line;
+  std::string line;
   while (std::getline(in, line)) {
-    const Json parsed = Json::parse(line, nullptr, false);
-    if (parsed.is_discarded() || !parsed.contains("step")) continue;  // a torn last line after a kill
-    if (parsed["step"].get<int64_t>() <= step) kept += line + "\n";
+    Json parsed = Json::parse(line, nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object() && parsed.contains("step")) records.push_back(std::move(parsed));
+  }
+  return records;
+}
+
+Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
+  if (!std::filesystem::exists(file)) return {};
+  std::string kept;
+  for (const Json& record : read_step_records(file)) {
+    if (record["step"].get<int64_t>() <= step) kept += record.dump() + "\n";
   }
   const std::filesystem::path temporary = file.string() + ".tmp";
   std::ofstream(temporary) << kept;

@@ -35,9 +35,12 @@ Json step_line(const actors::StepReport& report, const BatchSums& sums, const st
 // The readable stderr line of a step_line, e.g. "step 3/80  reward -0.250  acc 0.375 ...".
 std::string step_text(const Json& line, int64_t steps);
 
-// Keeps the lines of `file` (a JSONL file with "step") of steps <= `step`, so that a resumed run
-// continues after them; a torn last line is dropped. Rewritten through a temporary file, so a crash
-// here loses nothing. A missing file is fine.
+// The records of a run's JSONL file (metrics.jsonl, eval.jsonl) that have a "step", in order; lines
+// that do not parse (a torn last line after a kill) are skipped. A missing file gives none.
+std::vector<Json> read_step_records(const std::filesystem::path& file);
+
+// Keeps the records of `file` of steps <= `step`, so that a resumed run continues after them.
+// Rewritten through a temporary file, so a crash here loses nothing. A missing file is fine.
 Status keep_metrics_until(const std::filesystem::path& file, int64_t step);
 
 }  // namespace torl::tools
