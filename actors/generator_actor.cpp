@@ -88,11 +88,13 @@ void hand_over(Self self) {
     send_segment(self, std::move(s.held[sent]));
   }
   s.held.erase(s.held.begin(), s.held.begin() + static_cast<std::ptrdiff_t>(sent));
-  s.setup.metrics->on_paused(static_cast<int64_t>(s.paused.size() - s.held.size()));
 }
 
+// Ends every message's work: the occupancy gauges, then the next decode step if there is one.
 void schedule_step(Self self) {
   GeneratorState& s = self->state;
+  s.setup.metrics->on_occupancy(s.setup.index, s.engine->running(), static_cast<int64_t>(s.queued.size()),
+                                static_cast<int64_t>(s.paused.size() - s.held.size()));
   // rounds: while stops of this round are with the interceptor, nothing decodes
   const bool waiting = rounds(s) && s.paused.size() > s.held.size();
   if (s.step_scheduled || waiting || s.engine->running() == 0) return;

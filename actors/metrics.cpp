@@ -14,8 +14,9 @@ void PipelineMetrics::on_step(int generator, double busy_ms, int64_t sampled_tok
   counts_.generated_tokens += static_cast<uint64_t>(sampled_tokens);
 }
 
-void PipelineMetrics::on_paused(int64_t paused) {
+void PipelineMetrics::on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused) {
   std::lock_guard lock(mutex_);
+  occupancy_[static_cast<size_t>(generator)] = {decoding, queued, paused};
   counts_.max_paused_per_generator = std::max(counts_.max_paused_per_generator, paused);
 }
 
@@ -59,6 +60,11 @@ MetricsSnapshot PipelineMetrics::snapshot() const {
         std::accumulate(busy_ms_.begin(), busy_ms_.end(), 0.0) / static_cast<double>(busy_ms_.size()) / elapsed_ms;
     s.tokens_per_s = static_cast<double>(s.generated_tokens) / s.elapsed_s;
     s.trajectories_per_s = static_cast<double>(s.trajectories_finished) / s.elapsed_s;
+  }
+  for (const auto& [decoding, queued, paused] : occupancy_) {
+    s.decoding_sequences += decoding;
+    s.queued_jobs += queued;
+    s.paused_sequences += paused;
   }
   s.tool_latency_p50_ms = percentile(latencies_ms_, 0.5);
   s.tool_latency_p99_ms = percentile(latencies_ms_, 0.99);

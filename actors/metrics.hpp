@@ -3,6 +3,7 @@
 // any thread. Times are milliseconds on the run clock (RunClock), which starts when the pipeline does.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -31,6 +32,9 @@ struct MetricsSnapshot {
   int64_t tool_calls_in_flight = 0;    // now
   int64_t max_tool_calls_in_flight = 0;
   int64_t max_paused_per_generator = 0;  // most paused sequences one generator had with the interceptor
+  // now, summed over the generators: sequences in the decode batch, jobs waiting for a slot,
+  // sequences paused with the interceptor (tool calls and finished ones being scored)
+  int64_t decoding_sequences = 0, queued_jobs = 0, paused_sequences = 0;
   uint64_t tool_calls = 0, tool_errors = 0, void_calls = 0;
   double sandbox_queue_p50_ms = 0, sandbox_queue_p99_ms = 0;  // waiting for a worker
   double tool_latency_p50_ms = 0, tool_latency_p99_ms = 0;    // request to result
@@ -42,12 +46,14 @@ struct MetricsSnapshot {
 
 class PipelineMetrics {
  public:
-  explicit PipelineMetrics(int generators) : busy_ms_(static_cast<size_t>(generators), 0.0) {}
+  explicit PipelineMetrics(int generators)
+      : busy_ms_(static_cast<size_t>(generators), 0.0), occupancy_(static_cast<size_t>(generators)) {}
 
   const RunClock& clock() const { return clock_; }
 
   void on_step(int generator, double busy_ms, int64_t sampled_tokens);
-  void on_paused(int64_t paused);  // a generator's paused sequences with the interceptor, after a step
+  // A generator's sequences after it handed stops over: decoding, queued jobs, paused with the interceptor.
+  void on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused);
   void on_tool_call_started();
   void on_tool_call_finished(double latency_ms, double queue_ms, bool failed);
   void on_void_call();
@@ -62,6 +68,7 @@ class PipelineMetrics {
   mutable std::mutex mutex_;
   // ---- guarded by mutex_ ----
   std::vector<double> busy_ms_;  // per generator
+  std::vector<std::array<int64_t, 3>> occupancy_;  // per generator: decoding, queued, paused
   double stopped_ms_ = -1;
   MetricsSnapshot counts_;             // the counters and gauges; rates filled in snapshot()
   std::vector<double> latencies_ms_, queue_ms_;

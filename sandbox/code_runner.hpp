@@ -3,6 +3,7 @@
 // SandboxFusion HTTP client; tests and benchmarks pass scripted runners.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,10 @@ class CodeRunner {
   // Queues `code`; `done` runs exactly once, on a thread of the runner, and must not block. Never
   // throws: a snippet the runner cannot take ends as kSandboxError. May be called from any thread.
   virtual void submit(std::string code, Done done) = 0;
+
+  // Snippets submitted and not yet started (waiting for a worker or a connection), now; for the
+  // run's /metrics. Any thread. 0 where a runner cannot tell.
+  virtual size_t queue_depth() const { return 0; }
 };
 
 // The backend named by tool.backend (local worker pool, or a SandboxFusion cluster), started and

@@ -59,6 +59,7 @@ class Executor : public CodeRunner {
   // Runs `code` and waits for its result. Not to be called from the executor thread.
   ExecutionResult run(std::string code);
 
+  size_t queue_depth() const override { return queue_depth_; }
   ExecutorMetrics metrics() const;
   const config::ToolConfig& tool() const { return isolation_.tool(); }
 

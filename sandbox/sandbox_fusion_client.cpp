@@ -112,6 +112,8 @@ SandboxFusionClient::~SandboxFusionClient() {
 void SandboxFusionClient::shut_down() {
   stopping_ = true;
   std::deque<Call> queue = std::move(queue_);
+  queue_.clear();
+  queue_depth_ = 0;
   for (auto& call : queue) call.done(sandbox_error("sandbox_fusion client: shutting down"));
   idle_.clear();
   for (auto* stream : busy_) stream->close();
@@ -126,6 +128,7 @@ void SandboxFusionClient::submit(std::string code, Done done) {
                                 std::to_string(tool_.max_queue) + "); try again later"));
     }
     queue_.push_back({std::move(code), std::move(done), Clock::now()});
+    queue_depth_ = queue_.size();
     start_next();
   });
 }
@@ -141,6 +144,7 @@ void SandboxFusionClient::start_next() {
   while (!stopping_ && !queue_.empty() && in_flight_ < tool_.sandbox_fusion.max_concurrency) {
     Call call = std::move(queue_.front());
     queue_.pop_front();
+    queue_depth_ = queue_.size();
     ++in_flight_;
     asio::co_spawn(io_, perform(std::move(call)), asio::detached);
   }

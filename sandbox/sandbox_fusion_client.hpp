@@ -65,6 +65,8 @@ class SandboxFusionClient : public CodeRunner {
   // Runs `code` and waits for its result. Not to be called from the client's thread.
   ExecutionResult run(std::string code);
 
+  size_t queue_depth() const override { return queue_depth_; }
+
  private:
   struct Call {
     std::string code;
@@ -96,6 +98,8 @@ class SandboxFusionClient : public CodeRunner {
   std::set<boost::beast::tcp_stream*> busy_;                    // connections with a request on them
   std::set<boost::asio::steady_timer*> backoffs_;               // retries waiting
   bool stopping_ = false;
+
+  std::atomic<size_t> queue_depth_{0};  // queue_.size(), for any thread
 
   std::thread thread_;  // runs io_; last member so it starts after everything it uses exists
 };

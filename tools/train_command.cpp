@@ -28,6 +28,7 @@
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
 #include "tools/run_report.hpp"
+#include "tools/run_endpoint.hpp"
 #include "tools/run_setup.hpp"
 #include "tools/stop_signals.hpp"
 #include "tools/train_metrics.hpp"
@@ -210,6 +211,13 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();
   setup.metrics = &pipeline_metrics;
+  std::unique_ptr<RunEndpoint> endpoint;  // run.metrics_port: /healthz and /metrics
+  if (lead && config.run.metrics_port > 0) {
+    auto started = RunEndpoint::start(config.run.metrics_port, first_step, config.train.steps, pipeline_metrics, **runner);
+    if (!started) return err << "torl train: " << started.status().message() << "\n", kExitFailed;
+    endpoint = std::move(*started);
+    err << "torl train: serving http://" << endpoint->address() << "/healthz and /metrics\n";
+  }
 
   const int64_t steps = config.train.steps;
   std::mutex mutex;
@@ -262,6 +270,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       const Json line = step_line(report, sums, data->problems_of_step(report.step - 1), pipeline_metrics.snapshot());
       metrics_out << line.dump() << '\n' << std::flush;
       err << step_text(line, steps) << std::endl;
+      if (endpoint) endpoint->on_step(line);
     }
     if (due) written = write_checkpoint_at(report.step);
     if (report.step == kill_after) std::raise(SIGKILL);
@@ -269,7 +278,10 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     std::lock_guard lock(mutex);
     done = report.step;
     if (due && written.ok()) checkpointed = report.step;
-    if (!written.ok()) failure = written;
+    if (!written.ok()) {
+      failure = written;
+      if (endpoint) endpoint->failed(written.message());
+    }
     stop_agreed = stop_agreed || stop;
     stepped.notify_all();
   };
@@ -341,6 +353,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     const StopSignals signals([&](int signal) {
       std::lock_guard lock(mutex);
       stop_signal = signal;
+      if (endpoint) endpoint->stopping();
       stepped.notify_all();
     });
     std::unique_lock lock(mutex);

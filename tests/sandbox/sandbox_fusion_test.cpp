@@ -20,6 +20,7 @@
 #include "sandbox/sandbox_fusion_client.hpp"
 #include "sandbox/sandbox_fusion_protocol.hpp"
 #include "sandbox/sandbox_fusion_server.hpp"
+#include "tests/http_exchange.hpp"
 
 namespace torl::sandbox {
 namespace {
@@ -28,6 +29,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using testing::http_exchange;
 
 // ---- a stand-in SandboxFusion server that answers from a script ----
 
@@ -179,22 +181,6 @@ class HeldRunner : public CodeRunner {
 };
 
 // One blocking HTTP exchange with the server on `port`: (status, body).
-std::pair<unsigned, std::string> http_exchange(uint16_t port, http::verb verb, const std::string& target,
-                                               const std::string& body) {
-  asio::io_context io;
-  beast::tcp_stream stream(io);
-  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> request{verb, target, 11};
-  request.set(http::field::host, "127.0.0.1");
-  request.body() = body;
-  request.prepare_payload();
-  http::write(stream, request);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response);
-  return {response.result_int(), response.body()};
-}
-
 // A loopback port that nothing listens on.
 uint16_t closed_port() {
   asio::io_context io;
