@@ -3,6 +3,7 @@
 // loss mask, versions and text are checked token by token.
 #include <doctest/doctest.h>
 
+#include "actors/learner_actor.hpp"
 #include "actors/pipeline.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
@@ -104,6 +105,86 @@ TEST_SUITE("actors") {
     CHECK(results[2].score->outcome == rewards::Outcome::kCorrect);
     CHECK(results[1].score->outcome == rewards::Outcome::kWrong);
     CHECK(metrics.snapshot().tool_calls == 3);
+  }
+
+  TEST_CASE("a sandbox worker killed mid-step costs no trajectory: the step gets every sample, scored") {
+    REQUIRE_MESSAGE(std::filesystem::exists(kFixture), "shared fixtures missing: " << kFixture);
+    auto qwen = model::Qwen2Model::load(kFixture, torch::kCPU, torch::kFloat32);
+    REQUIRE(qwen);
+    const model::Tokenizer tokenizer = model::Tokenizer::byte_level({});
+    const int64_t eos = qwen->config().eos_token_id;
+    const auto ids = [&](const std::string& text) {
+      std::vector<int64_t> out;
+      for (const int32_t id : tokenizer.encode(text)) out.push_back(id);
+      return out;
+    };
+    // One step: 2 prompts x 4 samples. Sample 3 of the first group kills its worker process (as the
+    // OOM killer would) while the others' code runs on the other worker and after it.
+    const std::string work = "```python\nimport time\ntime.sleep(0.05)\nprint(6*7)\n```\n```output";
+    const std::string kill = "```python\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n```\n```output";
+    std::map<std::vector<int64_t>, std::vector<int64_t>> scripts;
+    std::vector<RolloutJob> jobs;
+    for (int i = 0; i < 8; ++i) {
+      const std::string prompt = "p" + std::to_string(i);
+      scripts[ids(prompt)] = ids((i == 3 ? kill : work) + " So \\boxed{42}.");
+      RolloutJob job;
+      job.id = i;
+      job.problem = i / 4;
+      job.sample = i % 4;
+      job.prompt.assign(scripts.find(ids(prompt))->first.begin(), scripts.find(ids(prompt))->first.end());
+      job.gold_answer = "42";
+      job.sampling.temperature = 0;
+      jobs.push_back(std::move(job));
+    }
+    model::Qwen2CausalLm lm(*qwen, 8, 512);
+    model::ScriptedLm scripted(lm, scripts, {}, eos);
+    config::ToolConfig tool;
+    tool.workers = 2;
+    auto runner = sandbox::start_code_runner(tool);
+    REQUIRE(runner);
+    PipelineMetrics metrics(1);
+    PipelineSetup setup;
+    setup.rollout.max_response_tokens = 480;
+    setup.tool = tool;
+    setup.tokenizer = &tokenizer;
+    setup.models = {&scripted};
+    setup.eos_ids = {eos};
+    setup.runner = runner->get();
+    setup.metrics = &metrics;
+    std::vector<Trajectory> batch = run_rollouts(setup, jobs);
+
+    REQUIRE(batch.size() == 8);
+    std::sort(batch.begin(), batch.end(), [](const Trajectory& a, const Trajectory& b) { return a.id() < b.id(); });
+    for (const Trajectory& t : batch) {
+      CAPTURE(t.id());
+      REQUIRE(t.tool_calls.size() == 1);
+      CHECK(t.finish == FinishReason::kEos);
+      REQUIRE(t.score.has_value());
+      CHECK(t.score->outcome == rewards::Outcome::kCorrect);  // the model went on after the observation
+      if (t.id() == 3) {
+        CHECK(t.tool_calls[0].result.status == sandbox::ExecutionStatus::kSandboxError);
+        CHECK(t.tool_calls[0].result.stderr_text.find("worker process died") != std::string::npos);
+        CHECK(t.text.find("```output\n" + t.tool_calls[0].observation) != std::string::npos);  // the model saw it
+        CHECK(t.tool_calls[0].observation.find("worker process died") != std::string::npos);
+      } else {
+        CHECK(t.tool_calls[0].result.status == sandbox::ExecutionStatus::kOk);
+        CHECK(t.tool_calls[0].observation == "42");
+      }
+    }
+    int64_t groups_equal = 0, groups_filtered = 0;
+    config::AlgorithmConfig algorithm;
+    const auto samples = policy_samples(batch, 4, algorithm, -1.0, groups_equal, groups_filtered);
+    CHECK(samples.size() == 8);  // every trajectory reaches the update
+
+    // The pool replaced the worker: the next step's code runs on both workers again.
+    std::vector<RolloutJob> next(jobs.begin() + 4, jobs.end());
+    for (RolloutJob& job : next) job.id += 8;
+    const std::vector<Trajectory> after = run_rollouts(setup, next);
+    REQUIRE(after.size() == 4);
+    for (const Trajectory& t : after) {
+      REQUIRE(t.tool_calls.size() == 1);
+      CHECK(t.tool_calls[0].result.status == sandbox::ExecutionStatus::kOk);
+    }
   }
 }
 
