@@ -1,10 +1,8 @@
 #include "common/png.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-
 #include <zlib.h>
+
+#include "common/files.hpp"
 
 namespace torl {
 
@@ -84,29 +82,7 @@ std::string encode_png(const Image& image) {
 }
 
 Status write_png(const std::filesystem::path& file, const Image& image) {
-  const std::string bytes = encode_png(image);
-  const std::filesystem::path temporary = file.string() + ".tmp";
-  std::error_code ignored;
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return io_error("writing '" + file.string() + "': cannot create '" + temporary.string() +
-                      "': " + std::strerror(errno));
-    }
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::filesystem::remove(temporary, ignored);
-      return io_error("writing '" + file.string() + "' failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) {
-    std::filesystem::remove(temporary, ignored);
-    return io_error("writing '" + file.string() + "': " + ec.message());
-  }
-  return {};
+  return write_file_atomically(file, encode_png(image));
 }
 
 }  // namespace torl

@@ -8,6 +8,7 @@
 #include <iomanip>
 
 #include "actors/dataset.hpp"
+#include "common/files.hpp"
 #include "common/random.hpp"
 #include "demo/tasks.hpp"
 #include "model/policy_trainer.hpp"
@@ -96,15 +97,7 @@ Status save_model(const std::filesystem::path& dir, const model::Qwen2Model& pol
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status(StatusCode::kIoError, "cannot create '" + dir.string() + "': " + ec.message());
-  const std::filesystem::path config = dir / "config.json", temp = dir / "config.json.tmp";
-  {
-    std::ofstream out(temp);
-    out << policy.config().to_json().dump(2) << '\n';
-    out.flush();
-    if (!out) return Status(StatusCode::kIoError, "writing '" + temp.string() + "' failed");
-  }
-  std::filesystem::rename(temp, config, ec);
-  if (ec) return Status(StatusCode::kIoError, "renaming '" + temp.string() + "': " + ec.message());
+  if (Status s = write_file_atomically(dir / "config.json", policy.config().to_json().dump(2) + "\n"); !s.ok()) return s;
   return model::write_safetensors(dir / "model.safetensors", policy.named_parameters());
 }
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/files.hpp"
 #include "common/json.hpp"
 #include "common/plot.hpp"
 #include "tools/train_metrics.hpp"
@@ -55,6 +56,42 @@ void print_before_after(const std::filesystem::path& run_dir, std::ostream& out)
            << number(*after, "tool_use_rate") << "\n";
   }
   out << ratios.str();
+}
+
+Json run_summary(const std::filesystem::path& run_dir, int64_t steps, double wall_s) {
+  Json summary = {{"run/steps", steps}, {"run/wall_s", wall_s}};
+  const std::vector<Json> records = read_step_records(run_dir / "metrics.jsonl");
+  std::map<std::string, std::pair<double, int>> sums;  // key -> sum, count
+  double step_s = 0;
+  for (const Json& record : records) {
+    for (const auto& [key, value] : record.items()) {
+      if (key == "step" || !value.is_number()) continue;
+      auto& [sum, n] = sums[key];
+      sum += value.get<double>(), ++n;
+    }
+    step_s += number(record, "time/rollout_wait_s") + number(record, "time/train_s") + number(record, "time/publish_s");
+  }
+  if (!records.empty()) {
+    summary["run/step_s_mean"] = step_s / static_cast<double>(records.size());
+    for (const auto& [key, value] : records.back().items()) {
+      if (key != "step" && value.is_number()) summary["train/" + key] = value;
+    }
+    for (const auto& [key, sum_n] : sums) summary["train_mean/" + key] = sum_n.first / sum_n.second;
+  }
+  const std::vector<Json> evals = read_step_records(run_dir / "eval.jsonl");
+  if (!evals.empty()) {
+    for (const Json& set : evals.back().value("datasets", Json::array())) {
+      const std::string name = set.value("name", std::string("?"));
+      for (const auto& [field, value] : set.items()) {
+        if (value.is_number()) summary["eval/" + name + "/" + field] = value;
+      }
+    }
+  }
+  return summary;
+}
+
+Status write_run_summary(const std::filesystem::path& run_dir, int64_t steps, double wall_s) {
+  return write_file_atomically(run_dir / "summary.json", run_summary(run_dir, steps, wall_s).dump(2) + "\n");
 }
 
 Status write_run_plot(const std::filesystem::path& run_dir) {

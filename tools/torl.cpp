@@ -24,7 +24,7 @@ struct Command {
 constexpr std::array kCommands = {
     Command{"train", train_command, "GRPO training with tool-integrated rollouts", ""},
     Command{"eval", eval_command, "tool-integrated rollouts and scores on eval sets (and bench: the pipeline)", ""},
-    Command{"sweep", nullptr, "a grid of runs with one summary table", "#10"},
+    Command{"sweep", sweep_command, "a grid or list of training runs, N at a time, with one table and plot", ""},
     Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
     Command{"config", config_command, "validate a config and print it resolved", ""},
     Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench), serve it over HTTP (serve)", ""},

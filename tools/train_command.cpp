@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -55,7 +56,10 @@ constexpr std::string_view kUsage =
     "With train.eval_every > 0, rank 0 also rolls out data.eval_files (eval.* settings) at the start,\n"
     "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n"
     "The run ends with a table of the first and the last eval and RUN/plot.png (reward, accuracy and\n"
-    "tool-use rate per step, and the evals).\n"
+    "tool-use rate per step, and the evals); a run that reached train.steps also writes RUN/summary.json\n"
+    "(its final numbers, flat; what torl sweep reads).\n"
+    "\n"
+    "run.metrics_port > 0 serves GET /healthz and GET /metrics (Prometheus text) on 127.0.0.1.\n"
     "\n"
     "SIGINT or SIGTERM: no new step starts, the steps in flight finish, a checkpoint of the last one is\n"
     "written and torl exits 0; --resume continues. A second Ctrl-C stops at once (the newest checkpoint\n"
@@ -102,6 +106,7 @@ Expected<Rank> rank_from_environment() {
 
 int train(const std::string& file, const std::vector<std::string>& sets, bool resume, std::ostream& out,
           std::ostream& err) {
+  const auto started = std::chrono::steady_clock::now();
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
@@ -193,6 +198,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     if (Status s = keep_metrics_until(metrics_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
     metrics_out.open(metrics_file, std::ios::app);
     if (!metrics_out) return err << "torl train: cannot write '" << metrics_file.string() << "'\n", kExitFailed;
+    std::filesystem::remove(run_dir / "summary.json", made);  // written again when this run finishes
   }
 
   // ---- the pipeline over the sampler's copy, and the learner over the policy ----
@@ -397,8 +403,14 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   out << "torl train: " << config.run.name << ": " << done << " of " << steps << " steps done; metrics in "
       << metrics_file.string() << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
   print_before_after(run_dir, out);
-  if (Status s = write_run_plot(run_dir); !s.ok()) return err << "torl train: plot: " << s.message() << "\n", kExitFailed;
-  out << "plot: " << (run_dir / "plot.png").string() << "\n";
+  if (done > 0) {
+    if (Status s = write_run_plot(run_dir); !s.ok()) return err << "torl train: plot: " << s.message() << "\n", kExitFailed;
+    out << "plot: " << (run_dir / "plot.png").string() << "\n";
+  }
+  if (done == steps) {
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (Status s = write_run_summary(run_dir, steps, wall_s); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
+  }
   return kExitOk;
 }
 

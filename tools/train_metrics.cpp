@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "common/files.hpp"
+
 namespace torl::tools {
 
 BatchSums batch_sums(const actors::StepReport& r, model::GradientSync* sync, bool stop_requested) {
@@ -99,12 +101,7 @@ Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
   for (const Json& record : read_step_records(file)) {
     if (record["step"].get<int64_t>() <= step) kept += record.dump() + "\n";
   }
-  const std::filesystem::path temporary = file.string() + ".tmp";
-  std::ofstream(temporary) << kept;
-  std::error_code ec;
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) return io_error("rewriting '" + file.string() + "': " + ec.message());
-  return {};
+  return write_file_atomically(file, kept);
 }
 
 }  // namespace torl::tools

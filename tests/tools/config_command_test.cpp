@@ -67,9 +67,9 @@ TEST_SUITE("tools") {
   }
 
   TEST_CASE("subcommands that are not built yet say so and exit 2") {
-    const Run run = torl({"sweep", "config/examples/sweep.yaml"});
+    const Run run = torl({"replay", "runs/x/trace"});
     CHECK(run.code == kExitUsage);
-    CHECK(run.err == "torl sweep: not built yet (issue #10)\n");
+    CHECK(run.err == "torl replay: not built yet (issue #10)\n");
   }
 
   TEST_CASE("--help lists the commands and --version the libraries") {

@@ -1,0 +1,26 @@
+#!/bin/sh
+# torl sweep: two tiny runs (tests/tools/sweep_fixture.yaml) give the Markdown and CSV tables and the
+# PNG plot; running the sweep again skips both and trains nothing. Usage (from the project root):
+# sweep_test.sh TORL OUTPUT_DIR
+set -u
+torl=$1
+root=$2/sweep
+out=$root/sweep-fixture
+rm -rf "$root" && mkdir -p "$root"
+fail() { echo "FAILED: $*"; cat "$root.log" "$out"/*/train.log 2>/dev/null | tail -40; exit 1; }
+"$torl" sweep tests/tools/sweep_fixture.yaml --set run.output_dir=$root >"$root.out" 2>"$root.log" || fail "first sweep"
+grep -q '^| c0 | finished |' "$out/sweep.md" || fail "no finished row for c0 in sweep.md"
+grep -q '^| c1 | finished |' "$out/sweep.md" || fail "no finished row for c1 in sweep.md"
+[ "$(wc -l <"$out/sweep.csv")" -eq 3 ] || fail "sweep.csv should have a header and two rows"
+head -1 "$out/sweep.csv" | grep -q '^run,state,eval/aime24/accuracy,' || fail "sweep.csv header"
+grep -q '^c1,finished,[0-9]' "$out/sweep.csv" || fail "c1's numbers in sweep.csv"
+[ "$(head -c 8 "$out/sweep.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "sweep.png is not a PNG"
+# the runs got their own overrides
+grep -q "C = 0" "$out/c0/train.log" && grep -q "C = 1" "$out/c1/train.log" || fail "each run's tool.max_calls"
+before=$(cat "$out"/c0/metrics.jsonl "$out"/c1/metrics.jsonl | cksum)
+"$torl" sweep tests/tools/sweep_fixture.yaml --set run.output_dir=$root >"$root.out2" 2>"$root.log" || fail "second sweep"
+[ "$(grep -c 'finished earlier, skipped' "$root.log")" -eq 2 ] || fail "the second sweep did not skip both runs"
+grep -q "started" "$root.log" && fail "the second sweep started a run"
+[ "$(cat "$out"/c0/metrics.jsonl "$out"/c1/metrics.jsonl | cksum)" = "$before" ] || fail "a finished run was touched"
+grep -q '^| c1 | finished earlier |' "$root.out2" || fail "the second table"
+echo "sweep: table, plot, and skipped on the second run"
