@@ -41,6 +41,7 @@ class ToolLoop {
   // The stop strings a new trajectory starts with: "```output" when C > 0, none when C = 0.
   std::vector<std::string> initial_stop_strings() const;
   const ToolRules& rules() const { return rules_; }
+  const model::Tokenizer& tokenizer() const { return tokenizer_; }
 
   // Appends the segment (mask 1) and decides: a "```output" stop with a closed ```python block in
   // the text since the last execution -> kExecute; without one -> a void call, kContinue with no

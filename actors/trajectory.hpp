@@ -81,4 +81,8 @@ struct Trajectory {
 // trace.trajectories writes and replay reads.
 Json to_json(const Trajectory& trajectory);
 
+// The inverse of to_json: a recorded trajectory back, with every field to_json writes. Errors name
+// the field that is missing or of the wrong type.
+Expected<Trajectory> trajectory_from_json(const Json& record);
+
 }  // namespace torl::actors

@@ -39,6 +39,9 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl train CONFIG [--set ...] [--resume]
 int train_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl replay TRACE [--trajectory ID]... [--live-sandbox] [--timeline FILE]: recorded rollouts re-run.
+int replay_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // torl sweep SWEEP.yaml [--parallel N] [--base CONFIG] [--set K=V]... [--dry-run]: runs of one config.
 int sweep_command(const Args& args, std::ostream& out, std::ostream& err);
 

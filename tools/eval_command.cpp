@@ -10,6 +10,8 @@
 #include "actors/dataset.hpp"
 #include "actors/pipeline.hpp"
 #include "common/asio.hpp"
+#include "common/files.hpp"
+#include "config/load.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "model/scripted_lm.hpp"
@@ -151,6 +153,10 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
     if (!opened) return err << "torl eval: " << opened.status().message() << "\n", kExitFailed;
     trace = std::move(*opened);
     setup.trace = trace.get();
+    // what `torl replay` needs besides the trajectories: the tool rules, the reward, the tokenizer
+    if (Status s = write_file_atomically(dir / "config.yaml", config::to_yaml(config)); !s.ok()) {
+      return err << "torl eval: " << s.message() << "\n", kExitFailed;
+    }
   }
   std::error_code made;
   std::filesystem::create_directories(out_dir, made);

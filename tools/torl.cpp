@@ -16,23 +16,22 @@ using CommandFn = int (*)(const Args&, std::ostream&, std::ostream&);
 
 struct Command {
   std::string_view name;
-  CommandFn run;             // nullptr: not built yet
+  CommandFn run;
   std::string_view summary;  // one line for --help
-  std::string_view issue;    // which issue builds it, while it is not built
 };
 
 constexpr std::array kCommands = {
-    Command{"train", train_command, "GRPO training with tool-integrated rollouts", ""},
-    Command{"eval", eval_command, "tool-integrated rollouts and scores on eval sets (and bench: the pipeline)", ""},
-    Command{"sweep", sweep_command, "a grid or list of training runs, N at a time, with one table and plot", ""},
-    Command{"replay", nullptr, "re-run recorded trajectories and report differences", "#10"},
-    Command{"config", config_command, "validate a config and print it resolved", ""},
-    Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench), serve it over HTTP (serve)", ""},
-    Command{"grade", grade_command, "check answers against gold answers (and bench)", ""},
-    Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)", ""},
-    Command{"detokenize", detokenize_command, "token ids to text", ""},
-    Command{"generate", generate_command, "sample from a model (and bench)", ""},
-    Command{"demo", demo_command, "the laptop demo's pieces: its problems (data) and base model (pretrain)", ""},
+    Command{"train", train_command, "GRPO training with tool-integrated rollouts"},
+    Command{"eval", eval_command, "tool-integrated rollouts and scores on eval sets (and bench: the pipeline)"},
+    Command{"sweep", sweep_command, "a grid or list of training runs, N at a time, with one table and plot"},
+    Command{"replay", replay_command, "re-run recorded trajectories through the protocol and reward; report differences"},
+    Command{"config", config_command, "validate a config and print it resolved"},
+    Command{"sandbox", sandbox_command, "run code in the sandbox (exec), measure it (bench), serve it over HTTP (serve)"},
+    Command{"grade", grade_command, "check answers against gold answers (and bench)"},
+    Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)"},
+    Command{"detokenize", detokenize_command, "token ids to text"},
+    Command{"generate", generate_command, "sample from a model (and bench)"},
+    Command{"demo", demo_command, "the laptop demo's pieces: its problems (data) and base model (pretrain)"},
 };
 
 constexpr std::string_view kVersion = "0.1.0";
@@ -42,7 +41,6 @@ void print_help(std::ostream& out) {
       << "usage: torl COMMAND [ARGS...]    (torl COMMAND --help for its arguments)\n\ncommands:\n";
   for (const auto& command : kCommands) {
     out << "  " << command.name << std::string(12 - command.name.size(), ' ') << command.summary;
-    if (!command.run) out << " (not built yet: issue " << command.issue << ")";
     out << "\n";
   }
   out << "\n  --help      this text\n  --version   versions of torl and its libraries\n";
@@ -68,10 +66,6 @@ int torl_main(const Args& args, std::ostream& out, std::ostream& err) {
   }
   for (const auto& command : kCommands) {
     if (command.name != name) continue;
-    if (!command.run) {
-      err << "torl " << name << ": not built yet (issue " << command.issue << ")\n";
-      return kExitUsage;
-    }
     return command.run(Args(args.begin() + 1, args.end()), out, err);
   }
   err << "torl: unknown command '" << name << "'; see torl --help\n";

@@ -66,12 +66,6 @@ TEST_SUITE("tools") {
     CHECK(unknown.err == "torl: unknown command 'trian'; see torl --help\n");
   }
 
-  TEST_CASE("subcommands that are not built yet say so and exit 2") {
-    const Run run = torl({"replay", "runs/x/trace"});
-    CHECK(run.code == kExitUsage);
-    CHECK(run.err == "torl replay: not built yet (issue #10)\n");
-  }
-
   TEST_CASE("--help lists the commands and --version the libraries") {
     const Run help = torl({"--help"});
     CHECK(help.code == kExitOk);
