@@ -20,7 +20,10 @@
 
 #include "actors/learner_actor.hpp"
 #include "actors/pipeline.hpp"
+#include "actors/trace.hpp"
 #include "actors/train_data.hpp"
+#include "common/files.hpp"
+#include "config/load.hpp"
 #include "model/checkpoint.hpp"
 #include "model/data_parallel.hpp"
 #include "model/device.hpp"
@@ -217,6 +220,20 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();
   setup.metrics = &pipeline_metrics;
+  // trace.enabled: every rollout (training and evals) recorded for torl replay; a resumed run traces
+  // into a folder of its own, so the earlier part's trace is kept
+  std::unique_ptr<actors::TraceRecorder> trace;
+  if (lead && config.trace.enabled) {
+    const std::string folder = first_step == 0 ? "trace" : "trace-from-step-" + std::to_string(first_step);
+    const std::filesystem::path dir = (config.trace.dir.empty() ? run_dir : std::filesystem::path(config.trace.dir)) / folder;
+    auto opened = actors::TraceRecorder::open(dir, config.trace.trajectories, pipeline_metrics.clock());
+    if (!opened) return err << "torl train: " << opened.status().message() << "\n", kExitFailed;
+    trace = std::move(*opened);
+    setup.trace = trace.get();
+    if (Status s = write_file_atomically(dir / "config.yaml", config::to_yaml(config)); !s.ok()) {
+      return err << "torl train: " << s.message() << "\n", kExitFailed;
+    }
+  }
   std::unique_ptr<RunEndpoint> endpoint;  // run.metrics_port: /healthz and /metrics
   if (lead && config.run.metrics_port > 0) {
     auto started = RunEndpoint::start(config.run.metrics_port, first_step, config.train.steps, pipeline_metrics, **runner);
@@ -389,6 +406,9 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     }
     lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
+  }
+  if (trace) {
+    if (Status s = trace->close(); !s.ok()) err << "torl train: " << s.message() << "\n";
   }
   if (!failure.ok()) return err << "torl train: " << failure.message() << "\n", kExitFailed;
   if (!lead) return kExitOk;

@@ -2,7 +2,7 @@
 # torl replay on a recorded eval: the shipped demo model, sampled (so that some answers call the tool),
 # traced; the replay reproduces every reward and observation, also with the sandbox run live; a recorded
 # sandbox result altered by hand is reported as a difference; --timeline writes the trajectory's part
-# of the trace. Usage (from the project root): replay_test.sh TORL OUTPUT_DIR
+# of the trace; a traced training run replays as recorded. Usage (from the project root): replay_test.sh TORL OUTPUT_DIR
 set -u
 torl=$1
 out=$2/replay
@@ -41,4 +41,9 @@ events = json.load(open('$out/timeline.json'))['traceEvents']
 assert any(e.get('id') == 't$id' for e in events), 'no span of the trajectory'
 assert any(str(e.get('id', '')).startswith('$id.') for e in events), 'no tool call of the trajectory'
 " || fail "the timeline lacks the trajectory's events"
+# a traced training run replays too (its rollouts and evals)
+"$torl" train config/examples/fixture-train.yaml --set run.output_dir=$out --set run.name=train --set trace.enabled=true \
+  >>"$out/log" 2>&1 || fail "torl train with trace.enabled"
+"$torl" replay "$out/train/trace" >"$out/train.replay" 2>>"$out/log" || { cat "$out/train.replay"; fail "the training replay"; }
+grep -Eq '^replayed [1-9][0-9]* trajectories: ([0-9]+) as recorded, 0 different' "$out/train.replay" || fail "training trace"
 echo "replay: rewards and observations reproduced; the altered result reported"
