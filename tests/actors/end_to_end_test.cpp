@@ -21,13 +21,60 @@ struct Piece {
   bool sampled;
 };
 
+// The fixture model, made by ScriptedLm to write scripts (prompt ids -> response ids), the real
+// sandbox with `tool`, and a pipeline over them.
+class ScriptedRig {
+ public:
+  ScriptedRig(std::map<std::vector<int64_t>, std::vector<int64_t>> scripts, int64_t slots, int64_t cache_length,
+              config::ToolConfig tool, int64_t max_response_tokens)
+      : lm_(model(), slots, cache_length), scripted_(lm_, std::move(scripts), {}, eos()) {
+    auto runner = sandbox::start_code_runner(tool);
+    REQUIRE(runner);
+    runner_ = std::move(*runner);
+    setup_.rollout.max_response_tokens = max_response_tokens;
+    setup_.tool = tool;
+    setup_.tokenizer = &tokenizer();
+    setup_.models = {&scripted_};
+    setup_.eos_ids = {eos()};
+    setup_.runner = runner_.get();
+    setup_.metrics = &metrics_;
+  }
+
+  std::vector<Trajectory> run(std::vector<RolloutJob> jobs) { return run_rollouts(setup_, std::move(jobs)); }
+  const PipelineMetrics& metrics() const { return metrics_; }
+
+  static const model::Tokenizer& tokenizer() {
+    static const model::Tokenizer bytes = model::Tokenizer::byte_level({});  // the fixture's EOS is id 2
+    return bytes;
+  }
+  static int64_t eos() { return model().config().eos_token_id; }
+  static std::vector<int64_t> ids(const std::string& text) {
+    std::vector<int64_t> out;
+    for (const int32_t id : tokenizer().encode(text)) out.push_back(id);
+    return out;
+  }
+
+ private:
+  static model::Qwen2Model& model() {
+    REQUIRE_MESSAGE(std::filesystem::exists(kFixture), "shared fixtures missing: " << kFixture);
+    static auto loaded = model::Qwen2Model::load(kFixture, torch::kCPU, torch::kFloat32);
+    REQUIRE_MESSAGE(loaded.ok(), loaded.status().message());
+    return *loaded;
+  }
+
+  model::Qwen2CausalLm lm_;
+  model::ScriptedLm scripted_;
+  std::unique_ptr<sandbox::CodeRunner> runner_;
+  PipelineMetrics metrics_{1};
+  PipelineSetup setup_;
+};
+
+}  // namespace
+
 TEST_SUITE("actors") {
   TEST_CASE("on the fixture model, 0, 1 and more than C calls give the right text and loss mask token by token") {
-    REQUIRE_MESSAGE(std::filesystem::exists(kFixture), "shared fixtures missing: " << kFixture);
-    auto qwen = model::Qwen2Model::load(kFixture, torch::kCPU, torch::kFloat32);
-    REQUIRE(qwen);
-    const model::Tokenizer tokenizer = model::Tokenizer::byte_level({});  // the fixture's EOS is id 2
-    const int64_t eos = qwen->config().eos_token_id;
+    const model::Tokenizer& tokenizer = ScriptedRig::tokenizer();
+    const int64_t eos = ScriptedRig::eos();
     const std::string eos_text(1, static_cast<char>(eos));
 
     const std::string block1 = "First.\n```python\nprint(6*7)\n```\n```output";
@@ -62,22 +109,10 @@ TEST_SUITE("actors") {
       jobs.push_back(std::move(job));
     }
 
-    model::Qwen2CausalLm lm(*qwen, 2, 400);  // two slots for three jobs: one waits for a free slot
-    model::ScriptedLm scripted(lm, scripts, {}, eos);
     config::ToolConfig tool;
     tool.max_calls = 2;
-    auto runner = sandbox::start_code_runner(tool);
-    REQUIRE(runner);
-    PipelineMetrics metrics(1);
-    PipelineSetup setup;
-    setup.rollout.max_response_tokens = 390;
-    setup.tool = tool;
-    setup.tokenizer = &tokenizer;
-    setup.models = {&scripted};
-    setup.eos_ids = {eos};
-    setup.runner = runner->get();
-    setup.metrics = &metrics;
-    const std::vector<Trajectory> results = run_rollouts(setup, jobs);
+    ScriptedRig rig(scripts, 2, 400, tool, 390);  // two slots for three jobs: one waits for a free slot
+    const std::vector<Trajectory> results = rig.run(jobs);
 
     REQUIRE(results.size() == 3);
     for (size_t i = 0; i < results.size(); ++i) {
@@ -104,20 +139,11 @@ TEST_SUITE("actors") {
     }
     CHECK(results[2].score->outcome == rewards::Outcome::kCorrect);
     CHECK(results[1].score->outcome == rewards::Outcome::kWrong);
-    CHECK(metrics.snapshot().tool_calls == 3);
+    CHECK(rig.metrics().snapshot().tool_calls == 3);
   }
 
   TEST_CASE("a sandbox worker killed mid-step costs no trajectory: the step gets every sample, scored") {
-    REQUIRE_MESSAGE(std::filesystem::exists(kFixture), "shared fixtures missing: " << kFixture);
-    auto qwen = model::Qwen2Model::load(kFixture, torch::kCPU, torch::kFloat32);
-    REQUIRE(qwen);
-    const model::Tokenizer tokenizer = model::Tokenizer::byte_level({});
-    const int64_t eos = qwen->config().eos_token_id;
-    const auto ids = [&](const std::string& text) {
-      std::vector<int64_t> out;
-      for (const int32_t id : tokenizer.encode(text)) out.push_back(id);
-      return out;
-    };
+    const auto ids = ScriptedRig::ids;
     // One step: 2 prompts x 4 samples. Sample 3 of the first group kills its worker process (as the
     // OOM killer would) while the others' code runs on the other worker and after it.
     const std::string work = "```python\nimport time\ntime.sleep(0.05)\nprint(6*7)\n```\n```output";
@@ -136,22 +162,10 @@ TEST_SUITE("actors") {
       job.sampling.temperature = 0;
       jobs.push_back(std::move(job));
     }
-    model::Qwen2CausalLm lm(*qwen, 8, 512);
-    model::ScriptedLm scripted(lm, scripts, {}, eos);
     config::ToolConfig tool;
     tool.workers = 2;
-    auto runner = sandbox::start_code_runner(tool);
-    REQUIRE(runner);
-    PipelineMetrics metrics(1);
-    PipelineSetup setup;
-    setup.rollout.max_response_tokens = 480;
-    setup.tool = tool;
-    setup.tokenizer = &tokenizer;
-    setup.models = {&scripted};
-    setup.eos_ids = {eos};
-    setup.runner = runner->get();
-    setup.metrics = &metrics;
-    std::vector<Trajectory> batch = run_rollouts(setup, jobs);
+    ScriptedRig rig(scripts, 8, 512, tool, 480);
+    std::vector<Trajectory> batch = rig.run(jobs);
 
     REQUIRE(batch.size() == 8);
     std::sort(batch.begin(), batch.end(), [](const Trajectory& a, const Trajectory& b) { return a.id() < b.id(); });
@@ -179,7 +193,7 @@ TEST_SUITE("actors") {
     // The pool replaced the worker: the next step's code runs on both workers again.
     std::vector<RolloutJob> next(jobs.begin() + 4, jobs.end());
     for (RolloutJob& job : next) job.id += 8;
-    const std::vector<Trajectory> after = run_rollouts(setup, next);
+    const std::vector<Trajectory> after = rig.run(next);
     REQUIRE(after.size() == 4);
     for (const Trajectory& t : after) {
       REQUIRE(t.tool_calls.size() == 1);
@@ -188,5 +202,4 @@ TEST_SUITE("actors") {
   }
 }
 
-}  // namespace
 }  // namespace torl::actors
