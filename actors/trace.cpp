@@ -1,5 +1,7 @@
 #include "actors/trace.hpp"
 
+#include "common/log.hpp"
+
 namespace torl::actors {
 namespace {
 
@@ -33,6 +35,14 @@ Expected<std::unique_ptr<TraceRecorder>> TraceRecorder::open(const std::filesyst
   return recorder;
 }
 
+bool TraceRecorder::timeline_full() {
+  if (events_.size() < kMaxTimelineEvents) return false;
+  if (!timeline_truncated_) TORL_LOG(kWarn) << "trace: timeline.json holds its first " << kMaxTimelineEvents
+                                             << " events; later ones are not kept (messages and trajectories are)";
+  timeline_truncated_ = true;
+  return true;
+}
+
 int TraceRecorder::track(std::string_view actor) {
   if (auto it = tracks_.find(actor); it != tracks_.end()) return it->second;
   const int tid = static_cast<int>(tracks_.size()) + 1;
@@ -55,6 +65,7 @@ void TraceRecorder::busy(std::string_view actor, std::string_view what, double s
   const double now = clock_.now_ms();
   std::lock_guard lock(mutex_);
   if (closed_) return;
+  if (timeline_full()) return;
   Json event = {{"name", what}, {"ph", "X"}, {"pid", kActorsPid}, {"tid", track(actor)},
                 {"ts", start_ms * 1000.0}, {"dur", (now - start_ms) * 1000.0}};
   if (trajectory >= 0) event["args"] = {{"trajectory", trajectory}};
@@ -65,6 +76,7 @@ void TraceRecorder::tool_call(int64_t trajectory, int index, double start_ms, st
   const double now = clock_.now_ms();
   std::lock_guard lock(mutex_);
   if (closed_) return;
+  if (timeline_full()) return;
   const std::string id = std::to_string(trajectory) + "." + std::to_string(index);
   const std::string name = "call " + std::to_string(index + 1) + " of trajectory " + std::to_string(trajectory);
   events_.push_back({{"name", name}, {"cat", "tool"}, {"ph", "b"}, {"id", id}, {"pid", kToolCallsPid},
@@ -79,13 +91,14 @@ void TraceRecorder::trajectory(const Trajectory& t) {
   if (closed_) return;
   const std::string name = "trajectory " + std::to_string(t.id());
   const std::string id = "t" + std::to_string(t.id());
-  events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "b"}, {"id", id}, {"pid", kTrajectoriesPid},
+  if (!timeline_full()) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "b"}, {"id", id}, {"pid", kTrajectoriesPid},
                      {"tid", 0}, {"ts", t.started_ms * 1000.0}});
-  events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "e"}, {"id", id}, {"pid", kTrajectoriesPid},
+  if (!timeline_full()) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "e"}, {"id", id}, {"pid", kTrajectoriesPid},
                      {"tid", 0}, {"ts", t.finished_ms * 1000.0},
                      {"args", {{"tool_calls", t.tool_calls.size()}, {"finish", finish_reason_name(t.finish)},
                                {"reward", t.score ? Json(t.score->reward) : Json(nullptr)}}}});
-  if (record_trajectories_) trajectories_ << to_jsonl_line(record) << '\n';
+  // flushed line by line: a run that is killed leaves whole records (at most the last one torn)
+  if (record_trajectories_) trajectories_ << to_jsonl_line(record) << '\n' << std::flush;
 }
 
 Status TraceRecorder::close() {

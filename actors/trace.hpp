@@ -43,6 +43,10 @@ class TraceRecorder {
  private:
   TraceRecorder(std::filesystem::path dir, bool trajectories, const RunClock& clock);
   int track(std::string_view actor);  // guarded by mutex_
+  // Whether the timeline reached kMaxTimelineEvents (warns once); guarded by mutex_. The timeline is
+  // held in memory until close(), so a long traced run keeps only its beginning.
+  bool timeline_full();
+  static constexpr size_t kMaxTimelineEvents = 2'000'000;
 
   std::filesystem::path dir_;
   bool record_trajectories_;
@@ -53,6 +57,7 @@ class TraceRecorder {
   std::vector<Json> events_;             // the timeline, written at close()
   std::map<std::string, int, std::less<>> tracks_;  // actor name -> tid
   bool closed_ = false;
+  bool timeline_truncated_ = false;
 };
 
 }  // namespace torl::actors

@@ -94,8 +94,10 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
     error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (stopping) break;
-    if (ec) {
+    if (ec) {  // e.g. out of file descriptors: wait a little rather than spin
       TORL_LOG(kWarn) << "http server: accept failed: " << ec.message();
+      asio::steady_timer pause(io, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     asio::co_spawn(io, serve(beast::tcp_stream(std::move(socket))), asio::detached);
@@ -112,7 +114,9 @@ asio::awaitable<void> HttpServer::Impl::serve(beast::tcp_stream stream) {
       stream.expires_after(kIdleTimeout);
       error_code ec;
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;  // the client closed the connection, went idle, or sent something that is not HTTP
+      // the client closed the connection, went idle or sent something that is not HTTP; or the server
+      // is stopping, and the handler must not get requests after the destructor stopped waiting
+      if (ec || stopping) break;
       http::request<http::string_body> request = parser.release();
       std::string_view target(request.target().data(), request.target().size());
       HttpRequest asked{std::string(request.method_string()), std::string(target.substr(0, target.find('?'))),

@@ -1,5 +1,6 @@
 #include "common/json.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -49,6 +50,12 @@ std::string to_jsonl_line(const Json& value) {
 std::string json_type_name(const Json& value) {
   if (value.is_number()) return "number";
   return value.type_name();
+}
+
+double json_number(const Json& object, const std::string& key) {
+  if (!object.is_object()) return std::nan("");
+  const auto it = object.find(key);
+  return it != object.end() && it->is_number() ? it->get<double>() : std::nan("");
 }
 
 }  // namespace torl

@@ -29,6 +29,10 @@ Expected<std::vector<Json>> read_jsonl(const std::filesystem::path& path);
 // replaced with U+FFFD instead of throwing, so logging a model's raw text never fails.
 std::string to_jsonl_line(const Json& value);
 
+// The number at `key` of `object`, or NaN when `object` is not an object, or the key is missing, null
+// or not a number (JSON has no NaN: a NaN metric is written as null).
+double json_number(const Json& object, const std::string& key);
+
 // Name of a JSON value's type as users read it: "string", "number", "object", ...
 std::string json_type_name(const Json& value);
 

@@ -6,6 +6,7 @@
 
 #include "actors/replay.hpp"
 #include "common/files.hpp"
+#include "common/json.hpp"
 #include "config/load.hpp"
 #include "sandbox/executor.hpp"
 #include "tools/arg_reader.hpp"
@@ -49,11 +50,13 @@ Status write_timeline(const std::filesystem::path& trace_dir, const actors::Traj
   const std::string span_id = "t" + std::to_string(t.id()), call_prefix = std::to_string(t.id()) + ".";
   Json events = Json::array();
   for (const Json& e : timeline["traceEvents"]) {
-    const std::string ph = e.value("ph", "");
-    const std::string id = e.contains("id") && e["id"].is_string() ? e["id"].get<std::string>() : "";
+    const auto text = [&](const char* key) {
+      return e.is_object() && e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : std::string();
+    };
+    const std::string ph = text("ph"), id = text("id");
     bool keep = ph == "M" || id == span_id || id.rfind(call_prefix, 0) == 0;
     if (!keep && ph == "X") {
-      const double ts = e.value("ts", 0.0), dur = e.value("dur", 0.0);
+      const double ts = json_number(e, "ts"), dur = json_number(e, "dur");
       keep = ts < end_us && ts + dur > start_us;
     }
     if (keep) events.push_back(e);
@@ -125,14 +128,20 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
   // ---- replay, one record at a time ----
   std::ifstream in(records_file);
   if (!in) return err << "torl replay: cannot read '" << records_file.string() << "' (record with trace.enabled and trace.trajectories)\n", kExitUsage;
-  int64_t replayed = 0, differing = 0, calls = 0, rewards_equal = 0, observations_equal = 0;
+  int64_t replayed = 0, differing = 0, calls = 0, scored = 0, rewards_equal = 0, observations_equal = 0;
   std::set<int64_t> seen;
   std::optional<actors::Trajectory> chosen;  // --timeline's trajectory
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     const Json record = Json::parse(line, nullptr, false);
-    if (record.is_discarded()) return err << "torl replay: " << records_file.string() << ":" << number << ": invalid JSON\n", kExitUsage;
+    if (record.is_discarded()) {
+      if (in.peek() == EOF) {  // the last line of a run that was killed while writing it
+        err << "torl replay: " << records_file.string() << ":" << number << ": a torn last line, skipped\n";
+        break;
+      }
+      return err << "torl replay: " << records_file.string() << ":" << number << ": invalid JSON\n", kExitUsage;
+    }
     auto recorded = actors::trajectory_from_json(record);
     if (!recorded) return err << "torl replay: " << records_file.string() << ":" << number << ": " << recorded.status().message() << "\n", kExitUsage;
     if (!wanted.empty() && !wanted.count(recorded->id())) continue;
@@ -144,6 +153,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
     for (size_t i = 0; i < std::min(recorded->tool_calls.size(), replay.replayed.tool_calls.size()); ++i) {
       observations_equal += recorded->tool_calls[i].observation == replay.replayed.tool_calls[i].observation;
     }
+    scored += recorded->score.has_value();
     rewards_equal += recorded->score && replay.replayed.score && recorded->score->reward == replay.replayed.score->reward;
     const std::string name = "trajectory " + std::to_string(recorded->id()) + " (" + recorded->job.dataset + " problem " +
                              std::to_string(recorded->job.problem) + ", sample " + std::to_string(recorded->job.sample) + ")";
@@ -163,7 +173,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
     if (Status s = write_timeline(trace_dir, *chosen, timeline); !s.ok()) return err << "torl replay: " << s.message() << "\n", kExitFailed;
   }
   out << "replayed " << replayed << " trajectories" << (live ? " (sandbox live)" : "") << ": " << replayed - differing
-      << " as recorded, " << differing << " different; rewards equal " << rewards_equal << "/" << replayed
+      << " as recorded, " << differing << " different; rewards equal " << rewards_equal << "/" << scored
       << ", observations equal " << observations_equal << "/" << calls << "\n";
   if (!timeline.empty()) out << "timeline: " << timeline << "\n";
   return differing > 0 ? kExitFailed : kExitOk;

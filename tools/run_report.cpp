@@ -13,16 +13,11 @@
 namespace torl::tools {
 namespace {
 
-double number(const Json& record, const char* key) {
-  const auto it = record.find(key);
-  return it != record.end() && it->is_number() ? it->get<double>() : std::nan("");
-}
-
 plot::Series series_of(const std::vector<Json>& records, const std::string& name, const char* key) {
   plot::Series s{name, {}, {}};
   for (const Json& r : records) {
-    s.x.push_back(number(r, "step"));
-    s.y.push_back(number(r, key));
+    s.x.push_back(json_number(r, "step"));
+    s.y.push_back(json_number(r, key));
   }
   return s;
 }
@@ -38,8 +33,8 @@ void print_before_after(const std::filesystem::path& run_dir, std::ostream& out)
   std::ostringstream ratios;
   const auto row = [&](const Json& eval, const Json& set) {
     out << "| " << set.value("name", std::string("?")) << " | " << eval.value("step", int64_t{0}) << std::fixed
-        << std::setprecision(3) << " | " << number(set, "accuracy") << " | " << number(set, "tool_use_rate") << " | "
-        << number(set, "tool_error_rate") << " | " << std::setprecision(1) << number(set, "response_tokens") << " |\n";
+        << std::setprecision(3) << " | " << json_number(set, "accuracy") << " | " << json_number(set, "tool_use_rate") << " | "
+        << json_number(set, "tool_error_rate") << " | " << std::setprecision(1) << json_number(set, "response_tokens") << " |\n";
   };
   const Json sets = last.value("datasets", Json::array());
   for (const Json& before : first.value("datasets", Json::array())) {
@@ -49,11 +44,11 @@ void print_before_after(const std::filesystem::path& run_dir, std::ostream& out)
     if (after == sets.end()) continue;
     row(first, before);
     row(last, *after);
-    const double a = number(before, "accuracy"), b = number(*after, "accuracy");
+    const double a = json_number(before, "accuracy"), b = json_number(*after, "accuracy");
     ratios << std::fixed << std::setprecision(3) << name << ": accuracy " << a << " -> " << b;
     if (a > 0) ratios << " (x" << std::setprecision(2) << b / a << ")";
-    ratios << std::setprecision(3) << ", tool-use rate " << number(before, "tool_use_rate") << " -> "
-           << number(*after, "tool_use_rate") << "\n";
+    ratios << std::setprecision(3) << ", tool-use rate " << json_number(before, "tool_use_rate") << " -> "
+           << json_number(*after, "tool_use_rate") << "\n";
   }
   out << ratios.str();
 }
@@ -69,7 +64,7 @@ Json run_summary(const std::filesystem::path& run_dir, int64_t steps, double wal
       auto& [sum, n] = sums[key];
       sum += value.get<double>(), ++n;
     }
-    step_s += number(record, "time/rollout_wait_s") + number(record, "time/train_s") + number(record, "time/publish_s");
+    step_s += json_number(record, "time/rollout_wait_s") + json_number(record, "time/train_s") + json_number(record, "time/publish_s");
   }
   if (!records.empty()) {
     summary["run/step_s_mean"] = step_s / static_cast<double>(records.size());
@@ -80,7 +75,11 @@ Json run_summary(const std::filesystem::path& run_dir, int64_t steps, double wal
   }
   const std::vector<Json> evals = read_step_records(run_dir / "eval.jsonl");
   if (!evals.empty()) {
-    for (const Json& set : evals.back().value("datasets", Json::array())) {
+    // evals may finish out of order (one can overlap the next steps): the last is the latest step's
+    const Json& last = *std::max_element(evals.begin(), evals.end(), [](const Json& a, const Json& b) {
+      return a["step"].get<int64_t>() < b["step"].get<int64_t>();
+    });
+    for (const Json& set : last.value("datasets", Json::array())) {
       const std::string name = set.value("name", std::string("?"));
       for (const auto& [field, value] : set.items()) {
         if (value.is_number()) summary["eval/" + name + "/" + field] = value;
@@ -111,8 +110,8 @@ Status write_run_plot(const std::filesystem::path& run_dir) {
         const std::string name = row.value("name", "?");
         auto& [acc, tool] = by_set.try_emplace(name, plot::Series{name + " accuracy", {}, {}},
                                                plot::Series{name + " tool-use rate", {}, {}}).first->second;
-        acc.x.push_back(number(e, "step")), acc.y.push_back(number(row, "accuracy"));
-        tool.x.push_back(number(e, "step")), tool.y.push_back(number(row, "tool_use_rate"));
+        acc.x.push_back(json_number(e, "step")), acc.y.push_back(json_number(row, "accuracy"));
+        tool.x.push_back(json_number(e, "step")), tool.y.push_back(json_number(row, "tool_use_rate"));
       }
     }
     plot::Panel panel{"evals", "step", {}, 0.0, 1.0};

@@ -1,5 +1,6 @@
 #include "tools/stop_signals.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@ namespace {
 // it. A 0 byte from the destructor ends the watcher.
 int g_pipe[2] = {-1, -1};
 std::atomic<bool> g_active{false};
+std::atomic<bool> g_every_signal{false};
 struct sigaction g_previous[2];
 constexpr int kSignals[2] = {SIGINT, SIGTERM};
 
@@ -22,15 +24,16 @@ extern "C" void on_stop_signal(int signal) {
   const int saved = errno;
   const unsigned char byte = static_cast<unsigned char>(signal);
   [[maybe_unused]] const ssize_t n = ::write(g_pipe[1], &byte, 1);
-  ::signal(signal, SIG_DFL);  // the next one acts as if we were not here
+  if (!g_every_signal) ::signal(signal, SIG_DFL);  // the next one acts as if we were not here
   errno = saved;
 }
 
 }  // namespace
 
-StopSignals::StopSignals(std::function<void(int)> on_signal) {
+StopSignals::StopSignals(std::function<void(int)> on_signal, bool every_signal) {
   TORL_CHECK(!g_active.exchange(true), "StopSignals: only one at a time");
-  TORL_CHECK(::pipe(g_pipe) == 0, "StopSignals: pipe failed");
+  TORL_CHECK(::pipe2(g_pipe, O_CLOEXEC) == 0, "StopSignals: pipe failed");
+  g_every_signal = every_signal;
   watcher_ = std::thread([on_signal = std::move(on_signal)] {
     unsigned char byte = 0;
     while (true) {

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -34,7 +36,8 @@ constexpr std::string_view kUsage =
     "Runs `torl train` once per run of the sweep file (a grid or a list of config overrides on a base\n"
     "config; see config/examples/sweep-*.yaml), N at a time (--parallel, or the file's parallel), each in\n"
     "RUN.output_dir/SWEEP_NAME/LABEL with its log in train.log there. A run that finished before (its\n"
-    "folder has summary.json) is skipped; one that was stopped continues from its newest checkpoint. Then\n"
+    "folder has summary.json) is skipped; one that was stopped continues from its newest checkpoint; a\n"
+    "folder made with other settings (RUN/sweep-run.json: base and overrides) is refused, not reused. Then\n"
     "writes SWEEP_NAME/sweep.md and sweep.csv (the metrics columns of the sweep file, from each run's\n"
     "summary.json) and sweep.png (eval accuracy, training reward and tool-use rate per step, one line a\n"
     "run), and prints the table.\n"
@@ -43,9 +46,10 @@ constexpr std::string_view kUsage =
     "  --set K=V       one more override for every run, after the sweep's own\n"
     "  --dry-run       check every run's config and list the runs with their state; run nothing\n"
     "\n"
-    "SIGINT or SIGTERM: the running runs stop after their step in flight and write a checkpoint; run the\n"
-    "same command again to continue. Exit 0 when every run finished (or the sweep was stopped), 1 when a\n"
-    "run failed, 2 for a bad sweep file or config.\n";
+    "SIGINT or SIGTERM is passed on to the runs: the first stops them after their step in flight with a\n"
+    "checkpoint, a second at once (the newest checkpoint is kept); run the same command again to continue.\n"
+    "Exit 0 when every run finished (or the sweep was stopped), 1 when a run failed, 2 for a bad sweep\n"
+    "file or config.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl sweep: " << message << "\n" << kUsage;
@@ -93,6 +97,29 @@ std::string last_lines(const std::filesystem::path& file, size_t count) {
   return tail;
 }
 
+// A run's folder belongs to one run: RUN/sweep-run.json records the base config and overrides it was
+// made with. A folder made with others (the sweep file changed since) is refused rather than
+// skipped as finished or continued with other settings; a new folder is claimed (unless dry_run).
+Status claim_folder(const std::filesystem::path& dir, const Json& identity, bool dry_run) {
+  const std::filesystem::path file = dir / "sweep-run.json";
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    std::ifstream in(file);
+    const Json recorded = Json::parse(in, nullptr, false);
+    if (recorded == identity) return Status();
+    return invalid_argument("'" + dir.string() + "' holds a run made with other settings (" +
+                            (recorded.is_discarded() ? std::string("unreadable") : recorded.dump()) + ", now " +
+                            identity.dump() + "); move it away or give the sweep another name");
+  }
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
+    return invalid_argument("'" + dir.string() + "' exists and was not made by torl sweep; move it away");
+  }
+  if (dry_run) return Status();
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return io_error("cannot create '" + dir.string() + "': " + ec.message());
+  return write_file_atomically(file, identity.dump(2) + "\n");
+}
+
 // Starts `torl train` for one run, its output appended to RUN/train.log. Returns the pid, or -1.
 pid_t start_run(const std::filesystem::path& base, const RunState& r) {
   std::vector<std::string> argv_text = {"torl", "train", base.string()};
@@ -102,11 +129,15 @@ pid_t start_run(const std::filesystem::path& base, const RunState& r) {
   for (std::string& arg : argv_text) argv.push_back(arg.data());
   argv.push_back(nullptr);
   const std::string log = (r.dir / "train.log").string();
+  const std::string log_error = "torl sweep: cannot write " + log;  // no allocation after fork
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
+  // A process group of its own: the terminal's Ctrl-C reaches only the sweep, which passes each
+  // signal on once (a run stops cleanly on the first, at once on the second).
+  ::setpgid(0, 0);
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) {
-    std::perror(("torl sweep: cannot write " + log).c_str());
+    std::perror(log_error.c_str());
     ::_exit(kExitFailed);
   }
   ::execv("/proc/self/exe", argv.data());
@@ -180,19 +211,21 @@ Status write_sweep_plot(const std::filesystem::path& file, const std::vector<Run
   for (const RunState& r : runs) {
     plot::Series reward_line{r.run.label, {}, {}}, tool_line{r.run.label, {}, {}};
     for (const Json& step : read_step_records(r.dir / "metrics.jsonl")) {
-      reward_line.x.push_back(step.value("step", 0.0));
-      reward_line.y.push_back(step.value("reward/mean", std::nan("")));
-      tool_line.x.push_back(step.value("step", 0.0));
-      tool_line.y.push_back(step.value("tool/use_rate", std::nan("")));
+      reward_line.x.push_back(json_number(step, "step"));
+      reward_line.y.push_back(json_number(step, "reward/mean"));
+      tool_line.x.push_back(json_number(step, "step"));
+      tool_line.y.push_back(json_number(step, "tool/use_rate"));
     }
     reward.series.push_back(std::move(reward_line));
     tool.series.push_back(std::move(tool_line));
     std::map<std::string, plot::Series> eval_lines;
     for (const Json& eval : read_step_records(r.dir / "eval.jsonl")) {
-      for (const Json& set : eval.value("datasets", Json::array())) {
-        plot::Series& line = eval_lines.try_emplace(set.value("name", "?"), plot::Series{r.run.label, {}, {}}).first->second;
-        line.x.push_back(eval.value("step", 0.0));
-        line.y.push_back(set.value("accuracy", std::nan("")));
+      const Json sets = eval.contains("datasets") && eval["datasets"].is_array() ? eval["datasets"] : Json::array();
+      for (const Json& set : sets) {
+        const std::string name = set.is_object() && set.contains("name") && set["name"].is_string() ? set["name"].get<std::string>() : "?";
+        plot::Series& line = eval_lines.try_emplace(name, plot::Series{r.run.label, {}, {}}).first->second;
+        line.x.push_back(json_number(eval, "step"));
+        line.y.push_back(json_number(set, "accuracy"));
       }
     }
     for (auto& [name, line] : eval_lines) {
@@ -261,8 +294,20 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
     const config::Config* config = &*result.config;
     sweep_dir = std::filesystem::path(config->run.output_dir) / plan.name;
     r.dir = sweep_dir / run.label;
-    r.sets.push_back("run.output_dir=" + sweep_dir.string());
-    r.sets.push_back("run.name=" + run.label);
+    const Json identity = {{"base", plan.base.string()}, {"sets", r.sets}};  // what makes the run this run
+    // names as YAML double-quoted strings, so no character of a label is read as YAML syntax
+    r.sets.push_back("run.output_dir=" + Json(sweep_dir.string()).dump());
+    r.sets.push_back("run.name=" + Json(run.label).dump());
+    // runs side by side must not share a port or a trace folder
+    if (config->run.metrics_port > 0) {
+      r.sets.push_back("run.metrics_port=" + std::to_string(config->run.metrics_port + static_cast<int>(runs.size())));
+    }
+    if (!config->trace.dir.empty()) {
+      r.sets.push_back("trace.dir=" + Json((std::filesystem::path(config->trace.dir) / run.label).string()).dump());
+    }
+    if (Status s = claim_folder(r.dir, identity, dry_run); !s.ok()) {
+      return err << "torl sweep: " << file << ": run '" << run.label << "': " << s.message() << "\n", kExitUsage;
+    }
     r.summary = read_summary(r.dir);
     if (r.summary.is_object()) r.status = RunState::Status::kSkipped;
     runs.push_back(std::move(r));
@@ -284,14 +329,15 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::mutex mutex;
   std::map<pid_t, size_t> running;  // guarded by mutex: pid -> index in runs
   bool stopping = false;            // guarded by mutex
-  const StopSignals signals([&](int signal) {
-    std::lock_guard lock(mutex);
-    stopping = true;
-    // Ctrl-C's SIGINT reaches the children from the terminal; SIGTERM is passed on.
-    if (signal == SIGTERM) {
-      for (const auto& [pid, index] : running) ::kill(pid, SIGTERM);
-    }
-  });
+  // Each SIGINT/SIGTERM is passed on to the runs (in process groups of their own): the first stops
+  // them after their step in flight, a second at once; the sweep waits for them either way.
+  const StopSignals signals(
+      [&](int signal) {
+        std::lock_guard lock(mutex);
+        stopping = true;
+        for (const auto& [pid, index] : running) ::kill(pid, signal);
+      },
+      /*every_signal=*/true);
   std::map<pid_t, std::chrono::steady_clock::time_point> started;
   size_t next = 0;
   const auto place = [&](size_t i) { return "[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " + runs[i].run.label; };
@@ -305,11 +351,14 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
           ++next;
           continue;
         }
-        std::error_code made;
-        std::filesystem::create_directories(r.dir, made);
-        if (made) return err << "torl sweep: cannot create '" << r.dir.string() << "': " << made.message() << "\n", kExitFailed;
         const pid_t pid = start_run(plan.base, r);
-        if (pid < 0) return err << "torl sweep: fork failed\n", kExitFailed;
+        if (pid < 0) {
+          err << "torl sweep: " << place(next) << ": cannot start a process: " << std::strerror(errno) << "\n";
+          r.status = RunState::Status::kFailed;
+          r.exit_code = kExitFailed;
+          ++next;
+          continue;
+        }
         running[pid] = next;
         started[pid] = std::chrono::steady_clock::now();
         err << "torl sweep: " << place(next) << ": started; log " << (r.dir / "train.log").string() << "\n";
@@ -319,7 +368,11 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
     }
     int status = 0;
     const pid_t pid = ::wait(&status);
-    if (pid < 0) continue;  // interrupted
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) {  // no child to wait for (SIGCHLD ignored by whoever started us?): stop waiting
+      err << "torl sweep: wait: " << std::strerror(errno) << "\n";
+      break;
+    }
     std::lock_guard lock(mutex);
     const auto it = running.find(pid);
     if (it == running.end()) continue;
@@ -327,9 +380,11 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started[pid]).count();
     r.summary = read_summary(r.dir);
-    r.status = r.summary.is_object() ? RunState::Status::kFinished
-               : r.exit_code == 0     ? RunState::Status::kStopped
-                                      : RunState::Status::kFailed;
+    // a run that exits 0 without summary.json, or that a passed-on signal ended, was stopped
+    const bool signalled = WIFSIGNALED(status) || r.exit_code == 128 + SIGINT || r.exit_code == 128 + SIGTERM;
+    r.status = r.summary.is_object()                  ? RunState::Status::kFinished
+               : r.exit_code == 0 || (stopping && signalled) ? RunState::Status::kStopped
+                                                       : RunState::Status::kFailed;
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f s", r.wall_s);
     err << "torl sweep: " << place(it->second) << ": " << status_name(r.status) << " after " << seconds;

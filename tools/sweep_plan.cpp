@@ -132,7 +132,12 @@ Expected<SweepPlan> load_sweep(const std::filesystem::path& file) {
         for (const auto& entry : value) {
           SweepRun run;
           if (Status s = reader.overrides(entry, "", "runs", run.sets, "name"); !s.ok()) return s;
-          if (entry["name"]) run.label = entry["name"].as<std::string>();
+          if (entry["name"]) {
+            run.label = entry["name"].as<std::string>();
+            if (run.label.empty() || run.label == "." || run.label == ".." || run.label.find('/') != std::string::npos) {
+              return reader.error(entry["name"], "runs.name", "'" + run.label + "' is not a folder name");
+            }
+          }
           plan.runs.push_back(std::move(run));
         }
       } else if (key == "parallel") {

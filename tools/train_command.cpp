@@ -63,6 +63,7 @@ constexpr std::string_view kUsage =
     "(its final numbers, flat; what torl sweep reads).\n"
     "\n"
     "run.metrics_port > 0 serves GET /healthz and GET /metrics (Prometheus text) on 127.0.0.1.\n"
+    "trace.enabled records every rollout in RUN/trace (trace-from-step-N after --resume) for torl replay.\n"
     "\n"
     "SIGINT or SIGTERM: no new step starts, the steps in flight finish, a checkpoint of the last one is\n"
     "written and torl exits 0; --resume continues. A second Ctrl-C stops at once (the newest checkpoint\n"
@@ -110,6 +111,16 @@ Expected<Rank> rank_from_environment() {
 int train(const std::string& file, const std::vector<std::string>& sets, bool resume, std::ostream& out,
           std::ostream& err) {
   const auto started = std::chrono::steady_clock::now();
+  // SIGINT/SIGTERM from here on: no new step; the steps in flight finish, a checkpoint is written,
+  // exit 0. One during start-up stops the run before its first step.
+  std::mutex mutex;
+  std::condition_variable stepped;
+  int stop_signal = 0;  // guarded by mutex: SIGINT/SIGTERM received by this process
+  const StopSignals signals([&](int signal) {
+    std::lock_guard lock(mutex);
+    stop_signal = signal;
+    stepped.notify_all();
+  });
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
@@ -243,11 +254,8 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   }
 
   const int64_t steps = config.train.steps;
-  std::mutex mutex;
-  std::condition_variable stepped;
   int64_t done = first_step;  // guarded by mutex
   Status failure;             // guarded by mutex: a checkpoint that could not be written ends the run
-  int stop_signal = 0;        // guarded by mutex: SIGINT/SIGTERM received by this process
   bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
   int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
   // tests: SIGKILL (a crash) or SIGTERM (a stop) to this process right after step N's line
@@ -372,15 +380,9 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     // due once a step is done (at the weights of that step)
     int64_t submitted = first_step;
     int64_t eval_checked = first_step == 0 ? -1 : first_step;  // steps whose eval was submitted or not due
-    // SIGINT/SIGTERM: no new step; the steps in flight finish, a checkpoint is written, exit 0
-    const StopSignals signals([&](int signal) {
-      std::lock_guard lock(mutex);
-      stop_signal = signal;
-      if (endpoint) endpoint->stopping();
-      stepped.notify_all();
-    });
     std::unique_lock lock(mutex);
     while (true) {
+      if (stop_signal != 0 && endpoint) endpoint->stopping();
       while (!stopping() && eval_checked < done) {
         if (!eval_due(++eval_checked)) continue;
         std::vector<actors::RolloutJob> jobs = eval_template;
@@ -416,7 +418,15 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     if (checkpointed != done) {
       if (Status s = write_checkpoint_at(done); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
     }
-    err << "torl train: stopped by " << (stop_signal == SIGINT ? "SIGINT" : "SIGTERM") << " after step " << done
+    const char* signal_name = [&] {
+      std::lock_guard lock(mutex);
+      return stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+    }();
+    if (done == first_step) {
+      err << "torl train: stopped by " << signal_name << " before its first step; nothing new to save\n";
+      return kExitOk;
+    }
+    err << "torl train: stopped by " << signal_name << " after step " << done
         << "; the checkpoint of step " << done << " is in " << (run_dir / "checkpoints").string()
         << "; continue with --resume\n";
   }

@@ -90,7 +90,7 @@ std::vector<Json> read_step_records(const std::filesystem::path& file) {
   std::string line;
   while (std::getline(in, line)) {
     Json parsed = Json::parse(line, nullptr, false);
-    if (!parsed.is_discarded() && parsed.is_object() && parsed.contains("step")) records.push_back(std::move(parsed));
+    if (!parsed.is_discarded() && parsed.is_object() && parsed.contains("step") && parsed["step"].is_number_integer()) records.push_back(std::move(parsed));
   }
   return records;
 }

@@ -41,6 +41,12 @@ events = json.load(open('$out/timeline.json'))['traceEvents']
 assert any(e.get('id') == 't$id' for e in events), 'no span of the trajectory'
 assert any(str(e.get('id', '')).startswith('$id.') for e in events), 'no tool call of the trajectory'
 " || fail "the timeline lacks the trajectory's events"
+# a record torn by a kill (its last line cut) replays what is whole
+mkdir -p "$out/torn" && cp "$trace/config.yaml" "$out/torn/"
+head -c -200 "$trace/trajectories.jsonl" >"$out/torn/trajectories.jsonl"
+"$torl" replay "$out/torn" >"$out/torn.out" 2>"$out/torn.err" || { cat "$out/torn.out" "$out/torn.err"; fail "torn record"; }
+grep -q "a torn last line, skipped" "$out/torn.err" || fail "the torn line should be named"
+grep -q "^replayed 63 trajectories: 63 as recorded" "$out/torn.out" || { cat "$out/torn.out"; fail "torn record"; }
 # a traced training run replays too (its rollouts and evals)
 "$torl" train config/examples/fixture-train.yaml --set run.output_dir=$out --set run.name=train --set trace.enabled=true \
   >>"$out/log" 2>&1 || fail "torl train with trace.enabled"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # torl sweep: two tiny runs (tests/tools/sweep_fixture.yaml) give the Markdown and CSV tables and the
-# PNG plot; running the sweep again skips both and trains nothing. Usage (from the project root):
+# PNG plot; running the sweep again skips both and trains nothing; with other settings it refuses. Usage (from the project root):
 # sweep_test.sh TORL OUTPUT_DIR
 set -u
 torl=$1
@@ -23,4 +23,8 @@ before=$(cat "$out"/c0/metrics.jsonl "$out"/c1/metrics.jsonl | cksum)
 grep -q "started" "$root.log" && fail "the second sweep started a run"
 [ "$(cat "$out"/c0/metrics.jsonl "$out"/c1/metrics.jsonl | cksum)" = "$before" ] || fail "a finished run was touched"
 grep -q '^| c1 | finished earlier |' "$root.out2" || fail "the second table"
+# the same folders with other settings are refused, not reported as finished
+"$torl" sweep tests/tools/sweep_fixture.yaml --set run.output_dir=$root --set train.steps=3 >"$root.out3" 2>"$root.log"
+[ $? -eq 2 ] || fail "a changed sweep should be refused with exit 2"
+grep -q "holds a run made with other settings" "$root.log" || fail "the refusal should say why"
 echo "sweep: table, plot, and skipped on the second run"
