@@ -70,6 +70,14 @@ class ArgReader {
     return arg;
   }
 
+  // Takes the next argument into `into` when `into` is still empty and the argument is not a flag: a
+  // command's one positional argument (CONFIG, TRACE, ...), wherever it stands among the flags.
+  bool first_positional(std::string& into) {
+    if (!into.empty() || done() || args_[index_].rfind("--", 0) == 0) return false;
+    into = positional();
+    return true;
+  }
+
   // Records `message` unless an earlier problem was already recorded (the first one is reported).
   void fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);

@@ -361,10 +361,7 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
         reader.integer("--batch", batch) || reader.integer("--repeat", repeat)) {
       continue;
     }
-    if (!is_bench && file.empty() && reader.peek().rfind("--", 0) != 0) {
-      file = reader.positional();
-      continue;
-    }
+    if (!is_bench && reader.first_positional(file)) continue;
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());

@@ -81,10 +81,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
       live = true;
       continue;
     }
-    if (trace.empty() && reader.peek().rfind("--", 0) != 0) {
-      trace = reader.positional();
-      continue;
-    }
+    if (reader.first_positional(trace)) continue;
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());

@@ -258,10 +258,7 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
       dry_run = true;
       continue;
     }
-    if (file.empty() && reader.peek().rfind("--", 0) != 0) {
-      file = reader.positional();
-      continue;
-    }
+    if (reader.first_positional(file)) continue;
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());

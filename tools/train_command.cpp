@@ -515,10 +515,7 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
       resume = true;
       continue;
     }
-    if (file.empty() && reader.peek().rfind("--", 0) != 0) {
-      file = reader.positional();
-      continue;
-    }
+    if (reader.first_positional(file)) continue;
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
