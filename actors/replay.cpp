@@ -23,8 +23,8 @@ std::string result_text(const sandbox::ExecutionResult& r) {
 }
 
 bool same_result(const sandbox::ExecutionResult& a, const sandbox::ExecutionResult& b) {
-  return a.status == b.status && a.exit_code == b.exit_code && a.signal == b.signal && a.stdout_text == b.stdout_text &&
-         a.stderr_text == b.stderr_text && a.truncated == b.truncated;
+  return a.status == b.status && a.exit_code == b.exit_code && a.signal == b.signal &&
+         same_as_recorded(a.stdout_text, b.stdout_text) && same_as_recorded(a.stderr_text, b.stderr_text) && a.truncated == b.truncated;
 }
 
 template <class T>
@@ -39,6 +39,12 @@ std::string decode_from(const std::vector<int32_t>& tokens, size_t from, const m
 }
 
 }  // namespace
+
+std::string as_recorded(const std::string& text) {
+  return Json::parse(to_jsonl_line(Json(text))).get<std::string>();
+}
+
+bool same_as_recorded(const std::string& a, const std::string& b) { return a == b || as_recorded(a) == as_recorded(b); }
 
 sandbox::ExecutionResult recorded_result(size_t index, const std::string&, const ToolCall* recorded) {
   if (recorded) return recorded->result;
@@ -134,11 +140,11 @@ std::vector<std::string> compare_replay(const Trajectory& recorded, const Trajec
   for (size_t i = 0; i < std::min(recorded.tool_calls.size(), replayed.tool_calls.size()); ++i) {
     const ToolCall &a = recorded.tool_calls[i], &b = replayed.tool_calls[i];
     const std::string call = "call " + std::to_string(i + 1) + " ";
-    if (a.code != b.code) d.push_back(call + "code: recorded " + quoted(a.code) + ", replayed " + quoted(b.code));
+    if (!same_as_recorded(a.code, b.code)) d.push_back(call + "code: recorded " + quoted(a.code) + ", replayed " + quoted(b.code));
     if (!same_result(a.result, b.result)) {
       d.push_back(call + "result: recorded " + result_text(a.result) + "; replayed " + result_text(b.result));
     }
-    if (a.observation != b.observation) {
+    if (!same_as_recorded(a.observation, b.observation)) {
       d.push_back(call + "observation: recorded " + quoted(a.observation) + ", replayed " + quoted(b.observation));
     }
     if (a.response_offset != b.response_offset || a.tool_tokens != b.tool_tokens) {
@@ -155,7 +161,7 @@ std::vector<std::string> compare_replay(const Trajectory& recorded, const Trajec
     d.push_back(std::string("finish: recorded ") + finish_reason_name(recorded.finish) + ", replayed " +
                 finish_reason_name(replayed.finish));
   }
-  if (recorded.response == replayed.response && recorded.text != replayed.text) {
+  if (recorded.response == replayed.response && !same_as_recorded(recorded.text, replayed.text)) {
     d.push_back("text: recorded " + quoted(recorded.text) + ", replayed " + quoted(replayed.text));
   }
   if (recorded.score.has_value() != replayed.score.has_value()) {
@@ -167,7 +173,7 @@ std::vector<std::string> compare_replay(const Trajectory& recorded, const Trajec
       d.push_back(std::string("outcome: recorded ") + rewards::outcome_name(a.outcome) + ", replayed " +
                   rewards::outcome_name(b.outcome));
     }
-    if (a.answer != b.answer) {
+    if (a.answer.has_value() != b.answer.has_value() || (a.answer && !same_as_recorded(*a.answer, *b.answer))) {
       d.push_back("answer: recorded " + (a.answer ? quoted(*a.answer) : std::string("none")) + ", replayed " +
                   (b.answer ? quoted(*b.answer) : std::string("none")));
     }

@@ -40,6 +40,12 @@ struct Replay {
 Replay replay_trajectory(const Trajectory& recorded, const ToolLoop& loop, const config::RewardConfig& reward,
                          const ResultSource& results);
 
+// `text` as it reads back from a JSONL record, whose strings hold invalid UTF-8 (a byte-level model's
+// stray byte, a program's binary output) as U+FFFD; and whether two strings are equal in that form.
+// Replay compares strings so, since a record cannot tell such bytes apart; tokens are compared exactly.
+std::string as_recorded(const std::string& text);
+bool same_as_recorded(const std::string& a, const std::string& b);
+
 // Every difference of `replayed` from `recorded`, one readable line each: the tokens and their loss
 // mask (the first position that differs, with the text around it), each call's code, result and
 // observation, void calls, the finish reason, the text, the reward, outcome and answer. Timings

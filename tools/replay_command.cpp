@@ -148,7 +148,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
     ++replayed;
     calls += static_cast<int64_t>(recorded->tool_calls.size());
     for (size_t i = 0; i < std::min(recorded->tool_calls.size(), replay.replayed.tool_calls.size()); ++i) {
-      observations_equal += recorded->tool_calls[i].observation == replay.replayed.tool_calls[i].observation;
+      observations_equal += actors::same_as_recorded(recorded->tool_calls[i].observation, replay.replayed.tool_calls[i].observation);
     }
     scored += recorded->score.has_value();
     rewards_equal += recorded->score && replay.replayed.score && recorded->score->reward == replay.replayed.score->reward;

@@ -127,6 +127,33 @@ TEST_SUITE("actors") {
     CHECK(mentions(replay.differences, "outcome: recorded correct, replayed wrong"));
   }
 
+  TEST_CASE("replay: code with a stray byte (invalid UTF-8, U+FFFD in the record) replays as recorded") {
+    const ToolLoop& loop = torl_rules();
+    Trajectory t;
+    t.job.id = 9;
+    t.job.gold_answer = "1";
+    Segment s{t.id(), {}, {}, {}, FinishReason::kStopString, {}};
+    for (const int32_t id : bytes().encode("```python\nprint(1) # \xff\n```\n```output")) {
+      s.tokens.push_back(id);
+      s.logprobs.push_back(-1.0f);
+      s.versions.push_back(0);
+    }
+    Decision d = loop.on_segment(t, s);
+    REQUIRE(d.kind == Decision::Kind::kExecute);
+    CHECK(d.code.find('\xff') != std::string::npos);
+    d = loop.on_result(t, d.code, result(sandbox::ExecutionStatus::kOk, "1\n"), 1.0);
+    Segment end{t.id(), {}, {}, {}, FinishReason::kEos, {}};
+    for (const int32_t id : bytes().encode("\\boxed{1}")) end.tokens.push_back(id), end.logprobs.push_back(-1.0f), end.versions.push_back(0);
+    loop.on_segment(t, end);
+    t.score = rewards::score_response(t.text, t.job.gold_answer, config::RewardConfig{}, t.code_failed());
+    auto recorded = trajectory_from_json(Json::parse(to_jsonl_line(to_json(t))));  // as read from the trace
+    REQUIRE(recorded.ok());
+    CHECK(recorded->tool_calls[0].code != t.tool_calls[0].code);  // the byte did not survive JSON
+    const Replay replay = replay_trajectory(*recorded, loop, config::RewardConfig{}, recorded_result);
+    CHECK_MESSAGE(replay.differences.empty(), replay.differences.front());
+    CHECK(replay.replayed.response == t.response);
+  }
+
   TEST_CASE("replay: a record that is not a trajectory is refused naming the field") {
     Json broken = to_json(record(torl_rules()));
     broken.erase("loss_mask");
