@@ -258,11 +258,15 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   Status failure;             // guarded by mutex: a checkpoint that could not be written ends the run
   bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
   int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
-  // tests: SIGKILL (a crash) or SIGTERM (a stop) to this process right after step N's line
-  const char* crash_hook = std::getenv("TORL_TEST_KILL_AFTER_STEP");
-  const int64_t kill_after = crash_hook ? std::atoll(crash_hook) : -1;
-  const char* stop_hook = std::getenv("TORL_TEST_TERM_AFTER_STEP");
-  const int64_t term_after = stop_hook ? std::atoll(stop_hook) : -1;
+  // tests: SIGKILL (a crash) or SIGTERM (a stop) to this process, or SIGTERM to its parent (a sweep
+  // being stopped), right after step N's line
+  const auto hook_step = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value ? std::atoll(value) : int64_t{-1};
+  };
+  const int64_t kill_after = hook_step("TORL_TEST_KILL_AFTER_STEP");
+  const int64_t term_after = hook_step("TORL_TEST_TERM_AFTER_STEP");
+  const int64_t term_parent_after = hook_step("TORL_TEST_TERM_PARENT_AFTER_STEP");
   // Ranks stop together (a step has collectives); one process may stop between steps on its own.
   const auto stopping = [&] { return stop_agreed || (rank.world == 1 && stop_signal != 0); };  // under mutex
   const auto write_checkpoint_at = [&](int64_t step) {
@@ -306,6 +310,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     if (due) written = write_checkpoint_at(report.step);
     if (report.step == kill_after) std::raise(SIGKILL);
     if (report.step == term_after) std::raise(SIGTERM);
+    if (report.step == term_parent_after) ::kill(::getppid(), SIGTERM);
     std::lock_guard lock(mutex);
     done = report.step;
     if (due && written.ok()) checkpointed = report.step;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # torl sweep: two tiny runs (tests/tools/sweep_fixture.yaml) give the Markdown and CSV tables and the
-# PNG plot; running the sweep again skips both and trains nothing; with other settings it refuses. Usage (from the project root):
+# PNG plot; running the sweep again skips both and trains nothing; with other settings it refuses; a
+# stopped sweep continues where it stopped. Usage (from the project root):
 # sweep_test.sh TORL OUTPUT_DIR
 set -u
 torl=$1
@@ -27,4 +28,19 @@ grep -q '^| c1 | finished earlier |' "$root.out2" || fail "the second table"
 "$torl" sweep tests/tools/sweep_fixture.yaml --set run.output_dir=$root --set train.steps=3 >"$root.out3" 2>"$root.log"
 [ $? -eq 2 ] || fail "a changed sweep should be refused with exit 2"
 grep -q "holds a run made with other settings" "$root.log" || fail "the refusal should say why"
+# a sweep stopped by SIGTERM (sent by its first run after step 1, a test hook) passes it on: the run
+# stops after its step in flight with a checkpoint, the next run does not start, exit 0; the same
+# command again continues the stopped run from its checkpoint and runs the other
+stop=$2/sweep-stop
+rm -rf "$stop"
+TORL_TEST_TERM_PARENT_AFTER_STEP=1 "$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 \
+  --set run.output_dir=$stop --set train.steps=4 >"$stop.out" 2>"$stop.log" || fail "a stopped sweep should exit 0"
+grep -q '^| c0 | stopped |' "$stop.out" || { cat "$stop.out" "$stop.log"; fail "c0 should be stopped"; }
+grep -q '^| c1 | not run |' "$stop.out" || { cat "$stop.out"; fail "c1 should not have run"; }
+ls "$stop/sweep-fixture/c0/checkpoints" | grep -q step || fail "the stopped run left no checkpoint"
+"$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 --set run.output_dir=$stop --set train.steps=4 \
+  >"$stop.out2" 2>"$stop.log2" || { cat "$stop.log2"; fail "the continued sweep"; }
+grep -q '^| c0 | finished |' "$stop.out2" && grep -q '^| c1 | finished |' "$stop.out2" || { cat "$stop.out2"; fail "both should finish"; }
+[ "$(grep -o '"step":[0-9]*' "$stop/sweep-fixture/c0/metrics.jsonl" | tr '\n' ' ')" = '"step":1 "step":2 "step":3 "step":4 ' ] ||
+  fail "the continued run should have steps 1-4 once each: $(grep -o '"step":[0-9]*' "$stop/sweep-fixture/c0/metrics.jsonl" | tr '\n' ' ')"
 echo "sweep: table, plot, and skipped on the second run"
