@@ -24,7 +24,10 @@ extern "C" void on_stop_signal(int signal) {
   const int saved = errno;
   const unsigned char byte = static_cast<unsigned char>(signal);
   [[maybe_unused]] const ssize_t n = ::write(g_pipe[1], &byte, 1);
-  if (!g_every_signal) ::signal(signal, SIG_DFL);  // the next one acts as if we were not here
+  // A second Ctrl-C ends the process at once. A second SIGTERM changes nothing: supervisors and
+  // launchers often deliver it twice (to the process group and passed on), and SIGKILL is the way to
+  // insist.
+  if (!g_every_signal && signal == SIGINT) ::signal(signal, SIG_DFL);
   errno = saved;
 }
 

@@ -47,7 +47,8 @@ constexpr std::string_view kUsage =
     "  --dry-run       check every run's config and list the runs with their state; run nothing\n"
     "\n"
     "SIGINT or SIGTERM is passed on to the runs: the first stops them after their step in flight with a\n"
-    "checkpoint, a second at once (the newest checkpoint is kept); run the same command again to continue.\n"
+    "checkpoint, a second Ctrl-C at once (the newest checkpoint is kept); run the same command again to\n"
+    "continue.\n"
     "Exit 0 when every run finished (or the sweep was stopped), 1 when a run failed, 2 for a bad sweep\n"
     "file or config.\n";
 
@@ -327,7 +328,7 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::map<pid_t, size_t> running;  // guarded by mutex: pid -> index in runs
   bool stopping = false;            // guarded by mutex
   // Each SIGINT/SIGTERM is passed on to the runs (in process groups of their own): the first stops
-  // them after their step in flight, a second at once; the sweep waits for them either way.
+  // them after their step in flight, a second SIGINT at once; the sweep waits for them either way.
   const StopSignals signals(
       [&](int signal) {
         std::lock_guard lock(mutex);

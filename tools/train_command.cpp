@@ -67,7 +67,7 @@ constexpr std::string_view kUsage =
     "\n"
     "SIGINT or SIGTERM: no new step starts, the steps in flight finish, a checkpoint of the last one is\n"
     "written and torl exits 0; --resume continues. A second Ctrl-C stops at once (the newest checkpoint\n"
-    "is kept).\n";
+    "is kept); a second SIGTERM is ignored (SIGKILL insists).\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
@@ -309,7 +309,10 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     }
     if (due) written = write_checkpoint_at(report.step);
     if (report.step == kill_after) std::raise(SIGKILL);
-    if (report.step == term_after) std::raise(SIGTERM);
+    if (report.step == term_after) {  // twice, as a supervisor and a launcher both deliver it
+      std::raise(SIGTERM);
+      std::raise(SIGTERM);
+    }
     if (report.step == term_parent_after) ::kill(::getppid(), SIGTERM);
     std::lock_guard lock(mutex);
     done = report.step;
