@@ -91,9 +91,10 @@ void TraceRecorder::trajectory(const Trajectory& t) {
   if (closed_) return;
   const std::string name = "trajectory " + std::to_string(t.id());
   const std::string id = "t" + std::to_string(t.id());
-  if (!timeline_full()) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "b"}, {"id", id}, {"pid", kTrajectoriesPid},
+  const bool room = !timeline_full() && events_.size() + 2 <= kMaxTimelineEvents;  // both ends or neither
+  if (room) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "b"}, {"id", id}, {"pid", kTrajectoriesPid},
                      {"tid", 0}, {"ts", t.started_ms * 1000.0}});
-  if (!timeline_full()) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "e"}, {"id", id}, {"pid", kTrajectoriesPid},
+  if (room) events_.push_back({{"name", name}, {"cat", "trajectory"}, {"ph", "e"}, {"id", id}, {"pid", kTrajectoriesPid},
                      {"tid", 0}, {"ts", t.finished_ms * 1000.0},
                      {"args", {{"tool_calls", t.tool_calls.size()}, {"finish", finish_reason_name(t.finish)},
                                {"reward", t.score ? Json(t.score->reward) : Json(nullptr)}}}});

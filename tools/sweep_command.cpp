@@ -3,6 +3,8 @@
 // Resumable: a run whose folder has summary.json finished and is skipped; one with checkpoints
 // continues from its newest (--resume).
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +100,33 @@ std::string last_lines(const std::filesystem::path& file, size_t count) {
   return tail;
 }
 
+// The config lines that differ between two sweep-run.json identities, a few of them, for messages.
+std::string config_changes(const Json& recorded, const Json& now) {
+  // to_yaml's "section:" lines then "  key: value" lines -> "section.key: value"
+  const auto lines = [](const Json& identity) {
+    std::set<std::string> out;
+    if (!identity.is_object() || !identity.contains("config") || !identity["config"].is_string()) return out;
+    std::istringstream text(identity["config"].get<std::string>());
+    std::string section;
+    for (std::string line; std::getline(text, line);) {
+      const size_t start = line.find_first_not_of(' ');
+      if (start == std::string::npos || line[start] == '#') continue;
+      if (start == 0) section = line.substr(0, line.find(':'));
+      else out.insert(section + "." + line.substr(start));
+    }
+    return out;
+  };
+  const std::set<std::string> before = lines(recorded), after = lines(now);
+  if (before.empty()) return "its sweep-run.json holds no config: made by an older torl sweep?";
+  std::string changes;
+  int shown = 0;
+  for (const std::string& line : after) {
+    if (before.count(line) || ++shown > 4) continue;
+    changes += (changes.empty() ? "now " : ", ") + line;
+  }
+  return changes.empty() ? "a key was removed" : changes;
+}
+
 // A run's folder belongs to one run: RUN/sweep-run.json records the base config and overrides it was
 // made with. A folder made with others (the sweep file changed since) is refused rather than
 // skipped as finished or continued with other settings; a new folder is claimed (unless dry_run).
@@ -109,8 +138,7 @@ Status claim_folder(const std::filesystem::path& dir, const Json& identity, bool
     const Json recorded = Json::parse(in, nullptr, false);
     if (recorded == identity) return Status();
     return invalid_argument("'" + dir.string() + "' holds a run made with other settings (" +
-                            (recorded.is_discarded() ? std::string("unreadable") : recorded.dump()) + ", now " +
-                            identity.dump() + "); move it away or give the sweep another name");
+                            config_changes(recorded, identity) + "); move it away or give the sweep another name");
   }
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
     return invalid_argument("'" + dir.string() + "' exists and was not made by torl sweep; move it away");
@@ -131,11 +159,29 @@ pid_t start_run(const std::filesystem::path& base, const RunState& r) {
   argv.push_back(nullptr);
   const std::string log = (r.dir / "train.log").string();
   const std::string log_error = "torl sweep: cannot write " + log;  // no allocation after fork
+  // SIGINT/SIGTERM stay blocked from before fork until the child has its default handlers back:
+  // a signal in between must neither run the sweep's handler in the child nor be lost.
+  sigset_t stops, previous;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &stops, &previous);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  // A process group of its own: the terminal's Ctrl-C reaches only the sweep, which passes each
-  // signal on once (a run stops cleanly on the first, at once on the second).
+  if (pid != 0) {
+    // A process group of its own (set on both sides, so that it exists when fork returns): the
+    // terminal's Ctrl-C reaches only the sweep, which passes each signal on to the whole group
+    // (a --nproc launcher and its ranks alike).
+    if (pid > 0) ::setpgid(pid, pid);
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return pid;
+  }
   ::setpgid(0, 0);
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the sweep killed or its terminal closed: stop cleanly too
+  if (::getppid() != parent) ::_exit(kExitFailed);  // it died before prctl took effect
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) {
     std::perror(log_error.c_str());
@@ -292,7 +338,8 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
     const config::Config* config = &*result.config;
     sweep_dir = std::filesystem::path(config->run.output_dir) / plan.name;
     r.dir = sweep_dir / run.label;
-    const Json identity = {{"base", plan.base.string()}, {"sets", r.sets}};  // what makes the run this run
+    // what makes the run this run: its whole resolved config (base file edits included)
+    const Json identity = {{"config", config::to_yaml(*config)}};
     // names as YAML double-quoted strings, so no character of a label is read as YAML syntax
     r.sets.push_back("run.output_dir=" + Json(sweep_dir.string()).dump());
     r.sets.push_back("run.name=" + Json(run.label).dump());
@@ -333,7 +380,7 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
       [&](int signal) {
         std::lock_guard lock(mutex);
         stopping = true;
-        for (const auto& [pid, index] : running) ::kill(pid, signal);
+        for (const auto& [pid, index] : running) ::kill(-pid, signal);
       },
       /*every_signal=*/true);
   std::map<pid_t, std::chrono::steady_clock::time_point> started;
@@ -364,22 +411,26 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
       }
       if (running.empty()) break;
     }
-    int status = 0;
-    const pid_t pid = ::wait(&status);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid < 0) {  // no child to wait for (SIGCHLD ignored by whoever started us?): stop waiting
-      err << "torl sweep: wait: " << std::strerror(errno) << "\n";
+    // Which child ended, without reaping it yet: until it leaves `running` (under the lock the
+    // signal callback takes) its pid cannot be reused by another process and signalled by mistake.
+    siginfo_t ended{};
+    if (::waitid(P_ALL, 0, &ended, WEXITED | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      err << "torl sweep: wait: " << std::strerror(errno) << "\n";  // no child (SIGCHLD ignored?)
       break;
     }
+    const pid_t pid = ended.si_pid;
     std::lock_guard lock(mutex);
     const auto it = running.find(pid);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
     if (it == running.end()) continue;
     RunState& r = runs[it->second];
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started[pid]).count();
     r.summary = read_summary(r.dir);
     // a run that exits 0 without summary.json, or that a passed-on signal ended, was stopped
-    const bool signalled = WIFSIGNALED(status) || r.exit_code == 128 + SIGINT || r.exit_code == 128 + SIGTERM;
+    const bool signalled = r.exit_code == 128 + SIGINT || r.exit_code == 128 + SIGTERM;  // also a shell's 130/143
     r.status = r.summary.is_object()                  ? RunState::Status::kFinished
                : r.exit_code == 0 || (stopping && signalled) ? RunState::Status::kStopped
                                                        : RunState::Status::kFailed;

@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/json.hpp"
+
 namespace torl::tools {
 namespace {
 
@@ -35,6 +37,8 @@ class Reader {
   }
 
   static std::string value_text(const YAML::Node& value) {
+    // a quoted scalar stays a string when --set parses it again ("a: b" must not become a map)
+    if (value.IsScalar() && value.Tag() == "!") return Json(value.Scalar()).dump(-1, ' ', false, Json::error_handler_t::replace);
     if (value.IsScalar()) return value.Scalar();
     if (value.IsNull()) return "";
     YAML::Emitter out;
@@ -170,6 +174,11 @@ Expected<SweepPlan> load_sweep(const std::filesystem::path& file) {
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     SweepRun& run = plan.runs[i];
     if (run.label.empty()) run.label = run.sets.empty() ? "run-" + std::to_string(i + 1) : label_of(run.sets);
+    try {
+      (void)Json(run.label).dump();
+    } catch (const Json::exception&) {
+      return reader.error(root, "runs", "run '" + run.label + "': a run name must be valid UTF-8");
+    }
     if (!labels.insert(run.label).second) {
       return reader.error(root[has_grid ? "grid" : "runs"], has_grid ? "grid" : "runs",
                           "two runs are both named '" + run.label + "'; give each run its own name");

@@ -313,7 +313,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       std::raise(SIGTERM);
       std::raise(SIGTERM);
     }
-    if (report.step == term_parent_after) ::kill(::getppid(), SIGTERM);
+    if (report.step == term_parent_after) {  // and wait until the sweep has passed it back (bounded)
+      ::kill(::getppid(), SIGTERM);
+      std::unique_lock lock(mutex);
+      stepped.wait_for(lock, std::chrono::seconds(30), [&] { return stop_signal != 0; });
+    }
     std::lock_guard lock(mutex);
     done = report.step;
     if (due && written.ok()) checkpointed = report.step;

@@ -42,6 +42,11 @@ TEST_SUITE("tools") {
     CHECK(plan->runs[0].label == "torl");
     CHECK(plan->runs[0].sets == std::vector<std::string>{"tool.feedback=torl"});
     CHECK(plan->runs[1].label == "feedback=none");
+    const auto quoted = dir.write("q.yaml", "base: b.yaml\ngrid:\n  run.name: [\"a: b\", plain]\n");
+    auto with_quotes = load_sweep(quoted);
+    REQUIRE(with_quotes.ok());
+    CHECK(with_quotes->runs[0].sets == std::vector<std::string>{"run.name=\"a: b\""});  // stays a string for --set
+    CHECK(with_quotes->runs[1].sets == std::vector<std::string>{"run.name=plain"});
     CHECK(plan->metrics == std::vector<std::string>{"eval/*/accuracy"});
   }
 

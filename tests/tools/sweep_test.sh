@@ -33,13 +33,14 @@ grep -q "holds a run made with other settings" "$root.log" || fail "the refusal 
 # command again continues the stopped run from its checkpoint and runs the other
 stop=$2/sweep-stop
 rm -rf "$stop"
-TORL_TEST_TERM_PARENT_AFTER_STEP=1 "$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 \
-  --set run.output_dir=$stop --set train.steps=4 >"$stop.out" 2>"$stop.log" || fail "a stopped sweep should exit 0"
+sets="--set run.output_dir=$stop --set train.steps=4 --set train.checkpoint_every=100"
+TORL_TEST_TERM_PARENT_AFTER_STEP=1 "$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 $sets \
+  >"$stop.out" 2>"$stop.log" || fail "a stopped sweep should exit 0"
 grep -q '^| c0 | stopped |' "$stop.out" || { cat "$stop.out" "$stop.log"; fail "c0 should be stopped"; }
 grep -q '^| c1 | not run |' "$stop.out" || { cat "$stop.out"; fail "c1 should not have run"; }
-ls "$stop/sweep-fixture/c0/checkpoints" | grep -q step || fail "the stopped run left no checkpoint"
-"$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 --set run.output_dir=$stop --set train.steps=4 \
-  >"$stop.out2" 2>"$stop.log2" || { cat "$stop.log2"; fail "the continued sweep"; }
+[ "$(ls "$stop/sweep-fixture/c0/checkpoints")" = "step-00000001" ] || fail "the stop should checkpoint step 1 only"
+"$torl" sweep tests/tools/sweep_fixture.yaml --parallel 1 $sets >"$stop.out2" 2>"$stop.log2" ||
+  { cat "$stop.log2"; fail "the continued sweep"; }
 grep -q '^| c0 | finished |' "$stop.out2" && grep -q '^| c1 | finished |' "$stop.out2" || { cat "$stop.out2"; fail "both should finish"; }
 [ "$(grep -o '"step":[0-9]*' "$stop/sweep-fixture/c0/metrics.jsonl" | tr '\n' ' ')" = '"step":1 "step":2 "step":3 "step":4 ' ] ||
   fail "the continued run should have steps 1-4 once each: $(grep -o '"step":[0-9]*' "$stop/sweep-fixture/c0/metrics.jsonl" | tr '\n' ' ')"
