@@ -1,6 +1,8 @@
 #include "actors/trace.hpp"
 
+#include "common/files.hpp"
 #include "common/log.hpp"
+#include "config/load.hpp"
 
 namespace torl::actors {
 namespace {
@@ -16,11 +18,13 @@ Json process_name(int pid, std::string_view name) {
 TraceRecorder::TraceRecorder(std::filesystem::path dir, bool trajectories, const RunClock& clock)
     : dir_(std::move(dir)), record_trajectories_(trajectories), clock_(clock) {}
 
-Expected<std::unique_ptr<TraceRecorder>> TraceRecorder::open(const std::filesystem::path& dir, bool trajectories,
-                                                             const RunClock& clock) {
+Expected<std::unique_ptr<TraceRecorder>> TraceRecorder::open(const std::filesystem::path& dir,
+                                                             const config::Config& config, const RunClock& clock) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) return Status(StatusCode::kIoError, "trace: cannot create '" + dir.string() + "': " + error.message());
+  if (Status s = write_file_atomically(dir / "config.yaml", config::to_yaml(config)); !s.ok()) return s.with_context("trace");
+  const bool trajectories = config.trace.trajectories;
   std::unique_ptr<TraceRecorder> recorder(new TraceRecorder(dir, trajectories, clock));
   recorder->messages_.open(dir / "messages.jsonl");
   if (!recorder->messages_) return Status(StatusCode::kIoError, "trace: cannot write '" + (dir / "messages.jsonl").string() + "'");

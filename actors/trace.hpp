@@ -20,13 +20,16 @@
 #include "actors/metrics.hpp"
 #include "actors/trajectory.hpp"
 #include "common/status.hpp"
+#include "config/config.hpp"
 
 namespace torl::actors {
 
 class TraceRecorder {
  public:
-  // Creates `dir` and opens the files; fails naming the path. `clock` must outlive the recorder.
-  static Expected<std::unique_ptr<TraceRecorder>> open(const std::filesystem::path& dir, bool trajectories,
+  // Creates `dir`, writes the run's resolved `config` there as config.yaml (what torl replay needs
+  // besides the trajectories: tool rules, reward, tokenizer) and opens the files (trajectories.jsonl
+  // with config.trace.trajectories); fails naming the path. `clock` must outlive the recorder.
+  static Expected<std::unique_ptr<TraceRecorder>> open(const std::filesystem::path& dir, const config::Config& config,
                                                        const RunClock& clock);
 
   void message(std::string_view from, std::string_view to, std::string_view type, int64_t trajectory,

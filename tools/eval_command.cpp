@@ -10,8 +10,6 @@
 #include "actors/dataset.hpp"
 #include "actors/pipeline.hpp"
 #include "common/asio.hpp"
-#include "common/files.hpp"
-#include "config/load.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "model/scripted_lm.hpp"
@@ -149,14 +147,10 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   std::unique_ptr<actors::TraceRecorder> trace;
   if (config.trace.enabled) {
     const std::filesystem::path dir = config.trace.dir.empty() ? out_dir.parent_path() / "trace" : std::filesystem::path(config.trace.dir);
-    auto opened = actors::TraceRecorder::open(dir, config.trace.trajectories, metrics.clock());
+    auto opened = actors::TraceRecorder::open(dir, config, metrics.clock());
     if (!opened) return err << "torl eval: " << opened.status().message() << "\n", kExitFailed;
     trace = std::move(*opened);
     setup.trace = trace.get();
-    // what `torl replay` needs besides the trajectories: the tool rules, the reward, the tokenizer
-    if (Status s = write_file_atomically(dir / "config.yaml", config::to_yaml(config)); !s.ok()) {
-      return err << "torl eval: " << s.message() << "\n", kExitFailed;
-    }
   }
   std::error_code made;
   std::filesystem::create_directories(out_dir, made);

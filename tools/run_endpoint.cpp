@@ -42,13 +42,12 @@ class PrometheusText {
 
 RunEndpoint::RunEndpoint(int64_t first_step, int64_t steps, const actors::PipelineMetrics& pipeline,
                          const sandbox::CodeRunner& runner)
-    : steps_(steps), pipeline_(pipeline), runner_(runner), step_(first_step) {}
+    : steps_(steps), pipeline_(pipeline), runner_(runner), step_(first_step), step_at_ms_(pipeline.clock().now_ms()) {}
 
 Expected<std::unique_ptr<RunEndpoint>> RunEndpoint::start(int port, int64_t first_step, int64_t steps,
                                                           const actors::PipelineMetrics& pipeline,
                                                           const sandbox::CodeRunner& runner) {
   std::unique_ptr<RunEndpoint> endpoint(new RunEndpoint(first_step, steps, pipeline, runner));
-  endpoint->step_at_ms_ = pipeline.clock().now_ms();
   RunEndpoint* self = endpoint.get();
   auto http = HttpServer::start("127.0.0.1:" + std::to_string(port),
                                 [self](HttpRequest request, HttpServer::Respond respond) { respond(self->answer(request)); });
@@ -78,21 +77,21 @@ HttpResponse RunEndpoint::answer(const HttpRequest& request) const {
   if (request.method != "GET") return {405, "text/plain; charset=utf-8", "GET /healthz or GET /metrics\n"};
   if (request.path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_text()};
   if (request.path == "/healthz") {
-    std::string body = health();
-    const bool ok = Json::parse(body)["status"] != "failed";
-    return {ok ? 200 : 503, "application/json", std::move(body) + "\n"};
+    const Json health_now = health();
+    return {health_now["status"] == "failed" ? 503 : 200, "application/json",
+            health_now.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"};
   }
   return {404, "text/plain; charset=utf-8", "no such path '" + request.path + "'; try /healthz or /metrics\n"};
 }
 
-std::string RunEndpoint::health() const {
+Json RunEndpoint::health() const {
   std::lock_guard lock(mutex_);
   Json health = {{"status", !failure_.empty() ? "failed" : stopping_ ? "stopping" : "ok"},
                  {"step", step_},
                  {"steps", steps_},
                  {"seconds_since_step", (pipeline_.clock().now_ms() - step_at_ms_) / 1000.0}};
   if (!failure_.empty()) health["reason"] = failure_;
-  return health.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return health;
 }
 
 std::string RunEndpoint::metrics_text() const {

@@ -46,7 +46,7 @@ class RunEndpoint {
   RunEndpoint(int64_t first_step, int64_t steps, const actors::PipelineMetrics& pipeline,
               const sandbox::CodeRunner& runner);
   HttpResponse answer(const HttpRequest& request) const;
-  std::string health() const;
+  Json health() const;
   std::string metrics_text() const;
 
   const int64_t steps_;
@@ -57,7 +57,7 @@ class RunEndpoint {
   // ---- guarded by mutex_ ----
   int64_t step_;          // the last finished step
   Json last_line_;        // its metrics.jsonl record (null before the first step of this process)
-  double step_at_ms_ = 0;  // when, on the pipeline's clock
+  double step_at_ms_;     // when, on the pipeline's clock
   std::string failure_;   // empty while healthy
   bool stopping_ = false;
 

@@ -65,6 +65,7 @@ struct RunState {
   std::filesystem::path dir;
   enum class Status { kPending, kFinished, kSkipped, kStopped, kFailed } status = Status::kPending;
   int exit_code = 0;
+  std::chrono::steady_clock::time_point started;  // of its process, this invocation
   double wall_s = 0;
   Json summary;  // summary.json, once finished
 };
@@ -383,7 +384,6 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
         for (const auto& [pid, index] : running) ::kill(-pid, signal);
       },
       /*every_signal=*/true);
-  std::map<pid_t, std::chrono::steady_clock::time_point> started;
   size_t next = 0;
   const auto place = [&](size_t i) { return "[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " + runs[i].run.label; };
   while (true) {
@@ -405,7 +405,7 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
           continue;
         }
         running[pid] = next;
-        started[pid] = std::chrono::steady_clock::now();
+        r.started = std::chrono::steady_clock::now();
         err << "torl sweep: " << place(next) << ": started; log " << (r.dir / "train.log").string() << "\n";
         ++next;
       }
@@ -427,7 +427,7 @@ int sweep_command(const Args& args, std::ostream& out, std::ostream& err) {
     if (it == running.end()) continue;
     RunState& r = runs[it->second];
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started[pid]).count();
+    r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count();
     r.summary = read_summary(r.dir);
     // a run that exits 0 without summary.json, or that a passed-on signal ended, was stopped
     const bool signalled = r.exit_code == 128 + SIGINT || r.exit_code == 128 + SIGTERM;  // also a shell's 130/143

@@ -22,8 +22,6 @@
 #include "actors/pipeline.hpp"
 #include "actors/trace.hpp"
 #include "actors/train_data.hpp"
-#include "common/files.hpp"
-#include "config/load.hpp"
 #include "model/checkpoint.hpp"
 #include "model/data_parallel.hpp"
 #include "model/device.hpp"
@@ -237,13 +235,10 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (lead && config.trace.enabled) {
     const std::string folder = first_step == 0 ? "trace" : "trace-from-step-" + std::to_string(first_step);
     const std::filesystem::path dir = (config.trace.dir.empty() ? run_dir : std::filesystem::path(config.trace.dir)) / folder;
-    auto opened = actors::TraceRecorder::open(dir, config.trace.trajectories, pipeline_metrics.clock());
+    auto opened = actors::TraceRecorder::open(dir, config, pipeline_metrics.clock());
     if (!opened) return err << "torl train: " << opened.status().message() << "\n", kExitFailed;
     trace = std::move(*opened);
     setup.trace = trace.get();
-    if (Status s = write_file_atomically(dir / "config.yaml", config::to_yaml(config)); !s.ok()) {
-      return err << "torl train: " << s.message() << "\n", kExitFailed;
-    }
   }
   std::unique_ptr<RunEndpoint> endpoint;  // run.metrics_port: /healthz and /metrics
   if (lead && config.run.metrics_port > 0) {

@@ -76,7 +76,7 @@ struct Rig {
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     system = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(system->scheduler());
-    auto opened = TraceRecorder::open(dir.path(), true, metrics.clock());
+    auto opened = TraceRecorder::open(dir.path(), config::Config{}, metrics.clock());
     REQUIRE(opened);
     trace = std::move(*opened);
     PipelineSetup setup;

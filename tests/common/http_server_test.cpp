@@ -75,18 +75,19 @@ TEST_CASE("http server: destroying it waits for an answer still owed") {
     }
   });
   HttpServer::Respond respond = owed.get_future().get();
-  std::atomic<bool> destroyed{false};
+  // The destructor cannot return while the answer is owed; answering lets it.
+  std::atomic<bool> answered{false};
+  bool answered_before_return = false;
   std::thread stopper([&] {
     server->reset();
-    destroyed = true;
+    answered_before_return = answered.load();
   });
-  // The destructor cannot finish while the answer is owed; answering lets it.
-  CHECK_FALSE(destroyed.load());
+  answered = true;
   respond({200, "text/plain", "done"});
   stopper.join();
-  CHECK(destroyed.load());
+  CHECK(answered_before_return);
   const unsigned status = client.get();
-  CHECK((status == 200 || status == 0));
+  CHECK((status == 200 || status == 0));  // the answer, or a connection closed by the stop; never a 500
 }
 
 TEST_CASE("http server: a bad address or a port in use is an error naming it") {
