@@ -1,7 +1,5 @@
-// Debian's LibTorch is built with Gloo; its headers declare ProcessGroupGloo only under this macro.
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO
-#endif
+// LibTorch carries Gloo's code but not its headers, which ProcessGroupGloo.hpp includes; CMake defines
+// USE_C10D_GLOO (and USE_C10D_NCCL with TORL_WITH_NCCL), under which c10d declares the backends.
 #if !__has_include(<gloo/config.h>)
 #error "model/data_parallel.cpp needs Gloo's headers: apt-get install libgloo-dev (tools/setup lists it)"
 #endif
@@ -15,7 +13,7 @@
 
 #include <map>
 
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef TORL_WITH_NCCL
@@ -30,9 +28,11 @@ std::string error_text(const std::exception& e) {
   return c10_error ? c10_error->what_without_backtrace() : e.what();
 }
 
+// A c10d backend (Gloo or NCCL) used directly: torl needs its collectives, not ProcessGroup's dispatch
+// by device.
 class ProcessGroupSync final : public GradientSync {
  public:
-  explicit ProcessGroupSync(c10::intrusive_ptr<c10d::ProcessGroup> group) : group_(std::move(group)) {}
+  explicit ProcessGroupSync(c10::intrusive_ptr<c10d::Backend> group) : group_(std::move(group)) {}
 
   int rank() const override { return group_->getRank(); }
   int world_size() const override { return group_->getSize(); }
@@ -82,7 +82,7 @@ class ProcessGroupSync final : public GradientSync {
     }
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<c10d::Backend> group_;
 };
 
 Status check_ranks(int rank, int world_size) {
@@ -109,11 +109,6 @@ std::string joining(const char* backend, int rank, int world_size, const std::st
 }
 
 }  // namespace
-
-std::shared_ptr<GradientSync> make_process_group_sync(const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
-  TORL_CHECK(group, "make_process_group_sync: null process group");
-  return std::make_shared<ProcessGroupSync>(group);
-}
 
 Expected<std::shared_ptr<GradientSync>> make_gloo_group(int rank, int world_size, const std::string& master_addr,
                                                         uint16_t master_port, std::chrono::milliseconds timeout) {

@@ -4,8 +4,8 @@
 // optimizer step as one process would on the union of the samples.
 //
 // GradientSync is the small interface the trainer needs; the implementation behind it is a c10d
-// process group (Gloo on CPU, NCCL on CUDA when built with TORL_WITH_NCCL), kept out of this header
-// so that including it does not pull in c10d. Collectives block until every rank has joined; every
+// backend (Gloo on CPU, NCCL on CUDA when built with TORL_WITH_NCCL), kept out of this header so that
+// including it does not pull in c10d. Collectives block until every rank has joined; every
 // rank must call them in the same order with tensors of the same shapes and dtypes. One thread per
 // GradientSync at a time; a group lives as long as the last shared_ptr to it.
 #pragma once
@@ -19,10 +19,6 @@
 #include <torch/torch.h>
 
 #include "common/status.hpp"
-
-namespace c10d {
-class ProcessGroup;
-}
 
 namespace torl::model {
 
@@ -42,9 +38,6 @@ class GradientSync {
   // Overwrites each tensor, in place (also parameters that require grad), with rank 0's values.
   virtual Status broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) = 0;
 };
-
-// Wraps an existing c10d process group (any backend); `group` must not be null.
-std::shared_ptr<GradientSync> make_process_group_sync(const c10::intrusive_ptr<c10d::ProcessGroup>& group);
 
 // Joins a Gloo group (CPU tensors) of `world_size` ranks. Rendezvous through a c10d::TCPStore at
 // master_addr:master_port, which rank 0 serves; every rank calls this, and each blocks until all have

@@ -42,6 +42,13 @@ torch::ScalarType scalar_type(config::DType dtype) {
   TORL_CHECK(false, "unhandled dtype");
 }
 
+Expected<torch::ScalarType> parse_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  return invalid_argument("--dtype must be float32, bfloat16 or float16 (got '" + name + "')");
+}
+
 void use_available_cpus() {
   if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
   cpu_set_t cpus;

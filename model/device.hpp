@@ -17,6 +17,9 @@ Expected<torch::Device> resolve_device(const std::string& name);
 
 torch::ScalarType scalar_type(config::DType dtype);
 
+// "float32", "bfloat16" or "float16" (a command-line --dtype); fails naming the accepted values.
+Expected<torch::ScalarType> parse_dtype(const std::string& name);
+
 // Sets LibTorch's intra-op threads to the CPUs this process may run on, unless OMP_NUM_THREADS is set.
 // (LibTorch's own default can be 1 on small VMs, which halves CPU training on 2 cores.) Call once at
 // start, before any tensor work.
@@ -28,7 +31,7 @@ void use_available_cpus();
 // Call once at start.
 void keep_freed_memory();
 
-// One line about the tensor runtime, e.g. "LibTorch 1.13.1, CUDA unavailable, 2 threads".
+// One line about the tensor runtime, e.g. "LibTorch 2.11.0, CUDA unavailable, 2 threads".
 std::string runtime_summary();
 
 }  // namespace torl::model

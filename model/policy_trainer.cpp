@@ -20,10 +20,8 @@ std::string shape_string(torch::IntArrayRef sizes) {
   return out.str();
 }
 
-// The optimizer's key for a parameter's state (as torch/optim/adamw.cpp looks it up in 1.13).
-std::string state_key(const torch::Tensor& param) {
-  return c10::guts::to_string(param.unsafeGetTensorImpl());
-}
+// The optimizer's key for a parameter's state (as torch/optim/adamw.cpp looks it up).
+void* state_key(const torch::Tensor& param) { return param.unsafeGetTensorImpl(); }
 
 // A micro-batch as tensors on the model's device. Sequence b is prompt+response, right-padded to T;
 // its response token j sits at input position P_b + j and is predicted at log-prob position P_b + j - 1.

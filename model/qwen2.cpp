@@ -54,13 +54,6 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// [B, K, S, D] -> [B, K * n_rep, S, D], each key/value head repeated n_rep times in a row.
-torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
-  if (n_rep == 1) return x;
-  const auto B = x.size(0), K = x.size(1), S = x.size(2), D = x.size(3);
-  return x.unsqueeze(2).expand({B, K, n_rep, S, D}).reshape({B, K * n_rep, S, D});
-}
-
 // The tensors of one decoder layer: the HF name after "model.layers.N.", where it lives, its shape.
 // Loading, named_parameters() and random_weights() all read this one table.
 struct LayerTensor {
@@ -341,8 +334,7 @@ torch::Tensor Qwen2Model::decoder_layer(const Qwen2LayerWeights& w, const torch:
     past->k = k;
     past->v = v;
   }
-  const auto out =
-      attention(q, repeat_kv(k, H / K), repeat_kv(v, H / K), mask) * keep;  // [B, H, T, D]
+  const auto out = attention(q, k, v, mask) * keep;  // [B, H, T, D]
   const auto attn = torch::linear(out.transpose(1, 2).reshape({B, T, H * D}), w.o_w, {});
   const auto x1 = x + attn;
 

@@ -1,8 +1,8 @@
 // Qwen2ForCausalLM in LibTorch: the config (config.json), the weights, and the forward pass.
 //
 // The same code runs on CPU and CUDA in the config's dtype. Two uses: training (full sequences,
-// autograd) and inference; attention goes through one function (attention.hpp) so that LibTorch 1.13
-// and 2.x use their fused kernels. Tensor dimensions: B batch, T time, C hidden size, V vocabulary,
+// autograd) and inference; attention goes through one function (attention.hpp), LibTorch's fused
+// kernel. Tensor dimensions: B batch, T time, C hidden size, V vocabulary,
 // H query heads, K key/value heads, D head size. A Qwen2Model is used by one thread at a time.
 #pragma once
 

@@ -45,6 +45,9 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err);
 // torl sweep SWEEP.yaml [--parallel N] [--base CONFIG] [--set K=V]... [--dry-run]: runs of one config.
 int sweep_command(const Args& args, std::ostream& out, std::ostream& err);
 
+// torl model check: a model's outputs against reference outputs (HF transformers).
+int model_command(const Args& args, std::ostream& out, std::ostream& err);
+
 // torl demo data ...
 int demo_command(const Args& args, std::ostream& out, std::ostream& err);
 

@@ -4,6 +4,7 @@
 #include <iomanip>
 
 #include "model/device.hpp"
+#include "model/generation_bench.hpp"
 #include "model/generation_engine.hpp"
 #include "model/qwen2_causal_lm.hpp"
 #include "tools/arg_reader.hpp"
@@ -19,17 +20,18 @@ constexpr std::string_view kUsage =
     "                     [--top-k K] [--seed S] [--stop STR]... [--tokenizer PATH | --byte-level]\n"
     "                     [--device cpu|cuda[:N]] [--dtype float32|bfloat16|float16]\n"
     "       torl generate bench (--model DIR | --random) [--batch B] [--prompt-len P] [--new-tokens N]\n"
-    "                     [--device ...] [--dtype ...]\n"
+    "                     [--repeat R] [--device ...] [--dtype ...]\n"
     "\n"
     "generate prints the generated text (after the prompt) on stdout and the token count, stop reason\n"
     "and speed on stderr. The tokenizer is DIR/tokenizer.json unless --tokenizer or --byte-level.\n"
-    "bench prints prefill and decode tokens/s of the engine; --random uses a random 4-layer, d=256\n"
-    "Qwen2 (4 heads, 2 kv heads, vocabulary 4096) instead of a checkpoint.\n";
+    "bench prints prefill and decode tokens/s of the engine: the medians of R timed runs (default 5)\n"
+    "after an untimed warm-up run; --random uses a random 4-layer, d=256 Qwen2 (4 heads, 2 kv heads,\n"
+    "vocabulary 4096) instead of a checkpoint.\n";
 
 struct Options {
   std::string model, prompt, tokenizer, device = "cpu", dtype = "float32";
   bool byte_level = false, random = false;
-  long max_new_tokens = 128, top_k = 0, seed = 0, batch = 1, prompt_len = 128, new_tokens = 64;
+  long max_new_tokens = 128, top_k = 0, seed = 0, batch = 1, prompt_len = 128, new_tokens = 64, repeat = 5;
   double temperature = 1.0, top_p = 1.0;
   std::vector<std::string> stops;
 };
@@ -39,17 +41,10 @@ int usage_error(std::ostream& err, const std::string& message) {
   return kExitUsage;
 }
 
-Expected<torch::ScalarType> parse_dtype(const std::string& name) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "bfloat16") return torch::kBFloat16;
-  if (name == "float16") return torch::kFloat16;
-  return invalid_argument("--dtype must be float32, bfloat16 or float16 (got '" + name + "')");
-}
-
 Expected<model::Qwen2Model> load_model(const Options& options) {
   auto device = model::resolve_device(options.device);
   if (!device) return device.status();
-  auto dtype = parse_dtype(options.dtype);
+  auto dtype = model::parse_dtype(options.dtype);
   if (!dtype) return dtype.status();
   if (options.random) return model::random_bench_model(*device, *dtype);
   return model::Qwen2Model::load(options.model, *device, *dtype);
@@ -101,40 +96,38 @@ int generate(const Options& options, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// Median of `values` (not empty).
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
 int bench(const Options& options, std::ostream& out, std::ostream& err) {
   auto loaded = load_model(options);
   if (!loaded) return err << "torl generate bench: " << loaded.status().message() << "\n", kExitFailed;
-  const model::Qwen2Model& qwen = *loaded;
-  const model::Tokenizer tokenizer = model::Tokenizer::byte_level({});
-  model::Qwen2CausalLm lm(qwen, options.batch, options.prompt_len + options.new_tokens + 1);
-  model::GenerationEngine engine(lm, tokenizer);
-  torch::manual_seed(1);
-  const torch::Tensor prompts = torch::randint(0, qwen.config().vocab_size, {options.batch, options.prompt_len});
-  for (long b = 0; b < options.batch; ++b) {
-    model::GenerationRequest request;
-    request.id = b;
-    for (long t = 0; t < options.prompt_len; ++t) request.prompt.push_back(prompts[b][t].item<int64_t>());
-    request.max_new_tokens = options.new_tokens;
-    request.sampling.temperature = 0;  // no stop strings, no EOS: every sequence runs its budget
-    if (auto status = engine.admit(request); !status.ok()) {
-      return err << "torl generate bench: " << status.message() << "\n", kExitUsage;
-    }
+  const model::GenerationBenchShape shape{.batch = options.batch, .prompt_len = options.prompt_len,
+                                          .new_tokens = options.new_tokens, .repeats = static_cast<int>(options.repeat)};
+  const auto runs = model::bench_generation(*loaded, shape);
+  if (!runs) return err << "torl generate bench: " << runs.status().message() << "\n", kExitUsage;
+  std::vector<double> prefill, decode;
+  for (const auto& run : *runs) {
+    prefill.push_back(options.batch * options.prompt_len / run.prefill_s);
+    decode.push_back(options.batch * run.decode_steps / run.decode_s);
   }
-  const auto start = Clock::now();
-  engine.step();  // prefill: every prompt, and the first token
-  const auto prefilled = Clock::now();
-  long steps = 0;
-  while (!engine.step().empty()) ++steps;
-  const auto done = Clock::now();
-  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();
-  const double decode_s = std::chrono::duration<double>(done - prefilled).count();
+  const long steps = runs->front().decode_steps;
+  const double prefill_rate = median(prefill), decode_rate = median(decode);
   out << "torl generate bench: " << (options.random ? "random 4-layer d=256 Qwen2" : options.model) << ", "
       << options.device << " " << options.dtype << ", " << model::runtime_summary() << "\n"
-      << "batch " << options.batch << ", prompt " << options.prompt_len << ", new tokens " << options.new_tokens << "\n"
-      << std::fixed << std::setprecision(1) << "prefill: " << options.batch * options.prompt_len / prefill_s
-      << " tokens/s (" << prefill_s * 1000 << " ms)\n"
-      << "decode:  " << options.batch * steps / decode_s << " tokens/s (" << steps << " steps, "
-      << decode_s * 1000 / std::max(1L, steps) << " ms/step)\n";
+      << "batch " << options.batch << ", prompt " << options.prompt_len << ", new tokens " << options.new_tokens
+      << "; medians of " << runs->size() << " runs after a warm-up run\n"
+      << std::fixed << std::setprecision(1) << "prefill: " << prefill_rate << " tokens/s ("
+      << options.batch * options.prompt_len / prefill_rate * 1000 << " ms; runs "
+      << *std::min_element(prefill.begin(), prefill.end()) << "-" << *std::max_element(prefill.begin(), prefill.end())
+      << " tokens/s)\n"
+      << "decode:  " << decode_rate << " tokens/s (" << steps << " steps, "
+      << options.batch * 1000.0 / decode_rate << " ms/step; runs " << *std::min_element(decode.begin(), decode.end())
+      << "-" << *std::max_element(decode.begin(), decode.end()) << " tokens/s)\n";
   return kExitOk;
 }
 
@@ -157,6 +150,7 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
         reader.integer("--max-new-tokens", options.max_new_tokens) || reader.integer("--top-k", options.top_k) ||
         reader.integer("--seed", options.seed) || reader.integer("--batch", options.batch) ||
         reader.integer("--prompt-len", options.prompt_len) || reader.integer("--new-tokens", options.new_tokens) ||
+        reader.integer("--repeat", options.repeat) ||
         reader.value("--temperature", temperature) || reader.value("--top-p", top_p)) {
       continue;
     }
@@ -180,8 +174,9 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (options.model.empty() && !(is_bench && options.random)) return usage_error(err, "missing --model");
   if (is_bench) {
-    if (options.batch < 1 || options.prompt_len < 1 || options.new_tokens < 2) {
-      return usage_error(err, "--batch and --prompt-len must be >= 1, --new-tokens >= 2");
+    if (options.batch < 1 || options.prompt_len < 1 || options.new_tokens < 2 || options.repeat < 1 ||
+        options.repeat > 1000) {
+      return usage_error(err, "--batch and --prompt-len must be >= 1, --new-tokens >= 2, --repeat 1..1000");
     }
     return bench(options, out, err);
   }

@@ -5,7 +5,10 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string_view>
+
+#include <unistd.h>
 
 #include "common/json.hpp"
 #include "rewards/answer.hpp"
@@ -23,7 +26,7 @@ using OrderedJson = nlohmann::ordered_json;
 constexpr std::string_view kUsage =
     "usage: torl grade --gold TEXT --pred TEXT\n"
     "       torl grade --jsonl FILE|-\n"
-    "       torl grade bench [--file FILE] [--repeat N]\n"
+    "       torl grade bench [--file FILE] [--repeat N] [--math-verify]\n"
     "\n"
     "Each text's answer is its last \\boxed{} if it has one, otherwise the whole text without outer\n"
     "$...$ or \\(...\\).\n"
@@ -36,7 +39,9 @@ constexpr std::string_view kUsage =
     "bench times answers_equivalent on one thread over the pairs of FILE (default\n"
     "../shared/data/math500.jsonl): rows with gold/pred fields, or with answer/solution fields (gold =\n"
     "answer, pred = last \\boxed{} of solution), N passes over the pairs (default: as many as fit in\n"
-    "about a second).\n";
+    "about a second). --math-verify also grades the same pairs with HF's Math-Verify (Python, one pass,\n"
+    "tests/reference/math_verify_grade.py with the project's .venv/bin/python, or $TORL_PYTHON) and\n"
+    "prints its speed and where its verdicts differ from torl's.\n";
 
 constexpr std::string_view kDefaultBenchFile = "../shared/data/math500.jsonl";
 constexpr double kDefaultBenchSeconds = 1.0;
@@ -123,13 +128,67 @@ std::optional<std::vector<BenchPair>> read_bench_pairs(const std::string& file, 
   return pairs;
 }
 
+// Single-quoted for /bin/sh.
+std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (const char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// Math-Verify's verdicts on `pairs`, in order, and the seconds it spent: the pairs go to
+// tests/reference/math_verify_grade.py through a temporary file. Errors name what failed to run.
+struct ReferenceVerdicts {
+  std::vector<bool> equivalent;
+  double seconds = 0;
+};
+
+Expected<ReferenceVerdicts> math_verify_verdicts(const std::vector<BenchPair>& pairs) {
+  const char* env_python = std::getenv("TORL_PYTHON");
+  const std::filesystem::path source(TORL_SOURCE_DIR);
+  const std::string python = env_python ? env_python : (source / ".venv" / "bin" / "python").string();
+  const auto script = source / "tests" / "reference" / "math_verify_grade.py";
+  const auto scratch = std::filesystem::temp_directory_path() / ("torl-math-verify-" + std::to_string(::getpid()));
+  std::error_code ignored;
+  std::filesystem::create_directories(scratch, ignored);
+  const auto input = scratch / "pairs.jsonl", output = scratch / "verdicts.jsonl", log = scratch / "stderr.txt";
+  {
+    std::ofstream in(input);
+    for (const auto& pair : pairs) in << Json{{"gold", pair.gold}, {"pred", pair.pred}}.dump() << "\n";
+  }
+  const std::string command = shell_quote(python) + " " + shell_quote(script.string()) + " < " +
+                              shell_quote(input.string()) + " > " + shell_quote(output.string()) + " 2> " +
+                              shell_quote(log.string());
+  const int status = std::system(command.c_str());
+  std::ifstream out(output), err_text(log);
+  const std::string errors{std::istreambuf_iterator<char>(err_text), {}};
+  ReferenceVerdicts verdicts;
+  for (std::string line; std::getline(out, line);) {
+    const auto row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.contains("equivalent")) verdicts.equivalent.push_back(row["equivalent"].get<bool>());
+    if (row.contains("seconds")) verdicts.seconds = row["seconds"].get<double>();
+  }
+  std::filesystem::remove_all(scratch, ignored);
+  if (status != 0 || verdicts.equivalent.size() != pairs.size()) {
+    return Status(StatusCode::kUnavailable,
+                  "Math-Verify (" + python + " " + script.string() + ") gave " +
+                      std::to_string(verdicts.equivalent.size()) + " verdicts for " + std::to_string(pairs.size()) +
+                      " pairs; run tools/setup, which installs it into .venv/, or set TORL_PYTHON. " + errors);
+  }
+  return verdicts;
+}
+
 int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::string file(kDefaultBenchFile);
   long repeat = 0;
   bool fixed_passes = false;  // else passes until kDefaultBenchSeconds have passed
+  bool math_verify = false;
   ArgReader reader(args);
   while (!reader.done()) {
     if (reader.value("--file", file)) continue;
+    if (reader.flag("--math-verify")) {
+      math_verify = true;
+      continue;
+    }
     if (reader.integer("--repeat", repeat)) {
       fixed_passes = true;
       continue;
@@ -198,6 +257,28 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
     err << "torl grade bench: answers_equivalent gave different verdicts for the same pair across passes\n";
     return kExitFailed;
   }
+  if (!math_verify) return kExitOk;
+
+  const auto reference = math_verify_verdicts(*pairs);
+  if (!reference) return err << "torl grade bench: " << reference.status().message() << "\n", kExitFailed;
+  std::vector<std::string> disagreements;
+  for (size_t i = 0; i < pairs->size(); ++i) {
+    const auto& pair = (*pairs)[i];
+    const bool ours = std::find(different.begin(), different.end(), &pair) == different.end();
+    if (ours == reference->equivalent[i]) continue;
+    std::ostringstream line;
+    line << "  line " << pair.line << ": torl " << (ours ? "equivalent" : "different") << ", math-verify "
+         << (ours ? "different" : "equivalent") << ": gold '" << pair.gold << "', pred '" << pair.pred << "'\n";
+    disagreements.push_back(line.str());
+  }
+  const double reference_rate = static_cast<double>(pairs->size()) / std::max(reference->seconds, 1e-9);
+  out << std::setprecision(1) << "math-verify grades/s: " << reference_rate << " (one pass in " << std::setprecision(2)
+      << reference->seconds << " s, one thread, Python); torl " << std::setprecision(0)
+      << grades / seconds / reference_rate << "x as fast\n"
+      << "math-verify agrees with torl on " << pairs->size() - disagreements.size() << "/" << pairs->size()
+      << " pairs\n";
+  for (size_t i = 0; i < disagreements.size() && i < kShown; ++i) out << disagreements[i];
+  if (disagreements.size() > kShown) out << "  ... and " << disagreements.size() - kShown << " more\n";
   return kExitOk;
 }
 

@@ -31,6 +31,7 @@ constexpr std::array kCommands = {
     Command{"tokenize", tokenize_command, "text to token ids with a HF tokenizer.json (and bench)"},
     Command{"detokenize", detokenize_command, "token ids to text"},
     Command{"generate", generate_command, "sample from a model (and bench)"},
+    Command{"model", model_command, "check a model's forward and greedy generation against HF transformers"},
     Command{"demo", demo_command, "the laptop demo's pieces: its problems (data) and base model (pretrain)"},
 };
 

@@ -75,7 +75,7 @@ TEST_SUITE("tools") {
     }
     const Run version = torl({"--version"});
     CHECK(version.code == kExitOk);
-    CHECK(version.out.find("LibTorch 1.") != std::string::npos);
+    CHECK(version.out.find("LibTorch 2.") != std::string::npos);
     CHECK(version.out.find("CAF 0.17.") != std::string::npos);
   }
 }
