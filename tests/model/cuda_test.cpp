@@ -1,0 +1,105 @@
+// The model, the learner's update and NCCL on a CUDA device, against HF's reference and the CPU. Each
+// case says it was skipped where LibTorch sees no GPU (the CPU build, or the CUDA build on a machine
+// without one, as in CI); the GPU machine's script runs them (tools/device/).
+#include <filesystem>
+
+#include "model/data_parallel.hpp"
+#include "model/device.hpp"
+#include "model/policy_trainer.hpp"
+#include "model/reference_check.hpp"
+#include "tests/model/policy_samples.hpp"
+
+// After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
+#include <doctest/doctest.h>
+
+namespace torl::model {
+namespace {
+
+std::filesystem::path fixture(const std::string& name) {
+  return std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / name;
+}
+
+bool skip_without_cuda() {
+  if (torch::cuda::is_available()) return false;
+  MESSAGE("skipped: no CUDA device (" << runtime_summary() << ")");
+  return true;
+}
+
+TEST_SUITE("model") {
+  TEST_CASE("on CUDA, the fixture models match the HF float32 reference") {
+    if (skip_without_cuda()) return;
+    for (const std::string name : {"tiny-qwen2", "tiny-qwen2-tied"}) {
+      INFO(name);
+      auto model = Qwen2Model::load(fixture(name), torch::Device(torch::kCUDA, 0), torch::kFloat32);
+      REQUIRE_MESSAGE(model.ok(), model.status().to_string());
+      auto reference = read_safetensors(fixture(name) / "reference.safetensors");
+      REQUIRE_MESSAGE(reference.ok(), reference.status().to_string());
+      auto checks = check_against_reference(*model, *reference);
+      REQUIRE_MESSAGE(checks.ok(), checks.status().to_string());
+      CHECK(checks->size() == 3);
+      for (const auto& check : *checks) {
+        MESSAGE(name << " " << check.name << ": error " << check.error << " (tolerance " << check.tolerance << ")");
+        CHECK(check.passed());
+      }
+    }
+  }
+
+  TEST_CASE("on CUDA, two policy updates end where the CPU's end (float32)") {
+    if (skip_without_cuda()) return;
+    auto cpu = testing::load_tiny(torch::kFloat32);
+    auto gpu = Qwen2Model::load(fixture("tiny-qwen2"), torch::Device(torch::kCUDA, 0), torch::kFloat32);
+    REQUIRE_MESSAGE(gpu.ok(), gpu.status().to_string());
+    const auto samples = testing::make_policy_samples(cpu, {.seed = 5,
+                                                            .prompt_len = {3, 6, 2, 5},
+                                                            .response_len = {9, 4, 7, 3},
+                                                            .advantage = {1.1f, -0.7f, 0.4f, -1.3f},
+                                                            .tool_every = 3,
+                                                            .tool_at = 1,
+                                                            .offset = 0.4});
+    PolicyTrainerOptions options;
+    options.train.lr = 1e-3;
+    options.train.micro_batch = 2;
+    options.train.warmup_steps = 0;
+    options.algorithm.entropy_coef = 0.01;
+    for (auto* model : {&cpu, &*gpu}) {
+      auto trainer = PolicyTrainer::create(*model, options);
+      REQUIRE_MESSAGE(trainer.ok(), trainer.status().to_string());
+      for (int step = 0; step < 2; ++step) {
+        auto stats = trainer->step(samples);
+        REQUIRE_MESSAGE(stats.ok(), stats.status().to_string());
+      }
+    }
+    const auto on_gpu = gpu->named_parameters();
+    const auto initial = testing::load_tiny(torch::kFloat32).named_parameters();
+    double moved = 0, differ = 0;
+    for (const auto& [name, p] : cpu.named_parameters()) {
+      moved = std::max(moved, (p - initial.at(name)).abs().max().item<double>());
+      differ = std::max(differ, (p - on_gpu.at(name).cpu()).abs().max().item<double>());
+    }
+    MESSAGE("max |CPU - CUDA| over the weights after 2 updates: " << differ << " (the updates moved them by up to "
+                                                                   << moved << ")");
+    CHECK(moved > 1e-4);
+    CHECK(differ < 1e-5);
+  }
+
+#ifdef TORL_WITH_NCCL
+  TEST_CASE("with NCCL, a group of one rank on cuda:0 all-reduces and broadcasts in place") {
+    if (skip_without_cuda()) return;
+    const uint16_t port = free_loopback_port();
+    REQUIRE(port != 0);
+    auto group = make_nccl_group(0, 1, "127.0.0.1", port, std::chrono::seconds(60));
+    REQUIRE_MESSAGE(group.ok(), group.status().to_string());
+    const auto options = torch::TensorOptions().device(torch::kCUDA, 0);
+    auto a = torch::arange(6, options.dtype(torch::kFloat32)).view({2, 3});
+    auto b = torch::full({4}, 2.5, options.dtype(torch::kBFloat16));
+    REQUIRE((*group)->all_reduce({a, b}).ok());
+    CHECK(a.sum().item<double>() == 15.0);
+    CHECK(b.sum().item<double>() == 10.0);
+    REQUIRE((*group)->broadcast_from_rank0({a}).ok());
+    CHECK(a.is_cuda());
+  }
+#endif
+}
+
+}  // namespace
+}  // namespace torl::model
