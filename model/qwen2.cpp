@@ -348,6 +348,13 @@ torch::Tensor Qwen2Model::decoder_layer(const Qwen2LayerWeights& w, const torch:
 torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                                   const torch::Tensor& attention_mask,
                                   std::vector<LayerKv>* past) const {
+  return logits(hidden_states(input_ids, position_ids, attention_mask, past));
+}
+
+torch::Tensor Qwen2Model::logits(const torch::Tensor& hidden) const { return torch::linear(hidden, lm_head_, {}); }
+
+torch::Tensor Qwen2Model::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                        const torch::Tensor& attention_mask, std::vector<LayerKv>* past) const {
   TORL_CHECK(input_ids.dim() == 2 && position_ids.sizes() == input_ids.sizes(),
              "forward: input_ids and position_ids must both be [B, T]");
   TORL_CHECK(past == nullptr || past->empty() ||
@@ -384,8 +391,7 @@ torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::T
   for (size_t l = 0; l < layers_.size(); ++l) {
     x = decoder_layer(layers_[l], x, cos, sin, bias, keep, past ? &(*past)[l] : nullptr);
   }
-  x = rms_norm(x, final_norm_, config_.rms_norm_eps);
-  return torch::linear(x, lm_head_, {});  // [B, T, V]
+  return rms_norm(x, final_norm_, config_.rms_norm_eps);  // [B, T, C]
 }
 
 TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options) {

@@ -43,8 +43,8 @@ struct Qwen2Config {
   Json to_json() const;
 };
 
-// Keys and values of one layer for the positions seen so far: [B, K, S_past, D] each (before the
-// repeat to H heads). The extension point for the generation engine: forward() appends the new
+// Keys and values of one layer for the positions seen so far: [B, K, S_past, D] each (K key/value
+// heads; attention reads them per group of query heads, without copies). The extension point for the generation engine: forward() appends the new
 // positions' k/v to it. Undefined tensors mean "no past".
 struct LayerKv {
   torch::Tensor k, v;
@@ -95,6 +95,14 @@ class Qwen2Model {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                         const torch::Tensor& attention_mask,
                         std::vector<LayerKv>* past = nullptr) const;
+
+  // forward() in two parts, for callers that need the logits of a few positions only (the generation
+  // engine reads each row's last), so that the [B, T, V] logits are never made:
+  // hidden_states() takes forward()'s arguments and returns the final hidden states [B, T, C] (after
+  // the last norm); logits() maps hidden states [..., C] to logits [..., V].
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                              const torch::Tensor& attention_mask, std::vector<LayerKv>* past = nullptr) const;
+  torch::Tensor logits(const torch::Tensor& hidden) const;
 
   const Qwen2Config& config() const { return config_; }
   torch::Device device() const { return embed_tokens_.device(); }

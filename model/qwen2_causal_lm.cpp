@@ -113,8 +113,10 @@ torch::Tensor Qwen2CausalLm::extend_together(const std::vector<int64_t>& slots,
                   layer.v.narrow(2, 0, past).index_select(0, slot_index)});
   }
 
-  const torch::Tensor logits = model_.forward(as_tensor(ids, batch).to(device), as_tensor(positions, batch).to(device),
-                                              as_tensor(mask, batch).to(device), &kv);  // [B, fresh, V]
+  // Only each row's last new position needs logits (the next token): the lm_head runs on those alone.
+  const torch::Tensor hidden = model_.hidden_states(as_tensor(ids, batch).to(device),
+                                                    as_tensor(positions, batch).to(device),
+                                                    as_tensor(mask, batch).to(device), &kv);  // [B, fresh, C]
 
   // ---- each slot's new entries go into its cache, right after its old ones ----
   if (one_token_each) {
@@ -139,7 +141,7 @@ torch::Tensor Qwen2CausalLm::extend_together(const std::vector<int64_t>& slots,
       length += n;
     }
   }
-  return logits.select(1, fresh - 1);  // the last column is every row's last new token
+  return model_.logits(hidden.select(1, fresh - 1));  // [B, V]: the last column is every row's last new token
 }
 
 }  // namespace torl::model
