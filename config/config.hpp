@@ -116,7 +116,10 @@ struct ModelConfig {
   bool byte_level_tokenizer = false;  // byte ids 0..255 instead of a tokenizer.json (tiny test models)
   std::string device = "cpu";    // "cpu", "cuda" or "cuda:N"
   DType dtype = DType::kFloat32;  // weights and activations (bfloat16 on GPU for 1.5B/7B)
-  bool gradient_checkpointing = false;  // recompute activations in backward to save memory
+  // Gradient checkpointing per decoder layer in the learner's forward: each layer keeps only its input
+  // and is run again in the backward (activation memory about one [batch, length, hidden] per layer,
+  // about a third more compute); the same gradients.
+  bool gradient_checkpointing = false;
 
   template <class V>
   void visit(V& v) {
@@ -295,6 +298,11 @@ struct TrainConfig {
   int warmup_steps = 0;          // linear learning-rate warmup
   LrSchedule lr_schedule = LrSchedule::kConstant;  // after warmup: constant, or linear down to lr/10 at `steps`
   int micro_batch = 8;           // sequences per forward/backward (gradient accumulation)
+  // Positions whose vocabulary logits exist at once when scoring tokens in the update: the lm_head and
+  // softmax run over this many at a time and the backward recomputes them, so peak memory stays at
+  // about 4 x logits_chunk x vocabulary floats whatever the batch and length; 0 = all at once (kept by
+  // autograd for the backward). The same values and gradients either way.
+  int logits_chunk = 1024;
   int checkpoint_every = 50;     // steps between checkpoints; 0 = only at the end
   int keep_checkpoints = 3;      // newest checkpoints kept
   int eval_every = 0;            // steps between evals on data.eval_files; 0 = off
@@ -311,6 +319,7 @@ struct TrainConfig {
     v("warmup_steps", warmup_steps, {.min = 0});
     v("lr_schedule", lr_schedule);
     v("micro_batch", micro_batch, {.min = 1});
+    v("logits_chunk", logits_chunk, {.min = 0});
     v("checkpoint_every", checkpoint_every, {.min = 0});
     v("keep_checkpoints", keep_checkpoints, {.min = 1});
     v("eval_every", eval_every, {.min = 0});

@@ -30,6 +30,7 @@ struct MicroBatch {
   torch::Tensor attention_mask;  // [B, T] int64
   torch::Tensor position_ids;    // [B, T] int64, 0..T-1
   torch::Tensor response_index;  // [B, R] int64: log-prob position of response token j (0 past its end)
+  torch::Tensor wanted;          // [B, T-1] bool: the log-prob positions of response tokens
   torch::Tensor loss_mask;       // [B, R] float32: 1 = model token in the loss
   torch::Tensor old_logprobs;    // [B, R] float32
   torch::Tensor advantages;      // [B] float32
@@ -52,6 +53,7 @@ MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t be
     mb.shared_prefix = std::min<int64_t>({mb.shared_prefix, differ, static_cast<int64_t>(prompt.size()) - 1});
   }
   std::vector<int64_t> ids(B * T, 0), attn(B * T, 0), index(B * R, 0);
+  std::vector<uint8_t> wanted(B * (T - 1), 0);
   std::vector<float> mask(B * R, 0.0f), old(B * R, 0.0f), adv(B);
   for (int64_t b = 0; b < B; ++b) {
     const auto& s = samples[begin + b];
@@ -61,6 +63,7 @@ MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t be
     for (int64_t j = 0; j < n; ++j) {
       ids[b * T + P + j] = s.response[j];
       index[b * R + j] = P + j - 1;
+      wanted[b * (T - 1) + P + j - 1] = 1;
       mask[b * R + j] = s.loss_mask[j] ? 1.0f : 0.0f;
       old[b * R + j] = s.old_logprobs[j];
     }
@@ -74,11 +77,12 @@ MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t be
   mb.attention_mask = torch::from_blob(attn.data(), {B, T}, i64).to(device);
   mb.position_ids = torch::arange(T, i64).unsqueeze(0).expand({B, T}).to(device);
   mb.response_index = torch::from_blob(index.data(), {B, R}, i64).to(device);
+  mb.wanted = torch::from_blob(wanted.data(), {B, T - 1}, torch::kUInt8).to(torch::kBool).to(device);
   mb.loss_mask = torch::from_blob(mask.data(), {B, R}, f32).to(device);
   mb.old_logprobs = torch::from_blob(old.data(), {B, R}, f32).to(device);
   mb.advantages = torch::from_blob(adv.data(), {B}, f32).to(device);
   if (device.is_cpu()) {  // from_blob views the vectors that die here
-    for (auto* t : {&mb.input_ids, &mb.attention_mask, &mb.response_index, &mb.loss_mask,
+    for (auto* t : {&mb.input_ids, &mb.attention_mask, &mb.response_index, &mb.wanted, &mb.loss_mask,
                     &mb.old_logprobs, &mb.advantages}) {
       *t = t->clone();
     }
@@ -239,17 +243,21 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
     for (size_t begin = 0; begin < samples.size(); begin += micro) {
       const size_t end = std::min(samples.size(), begin + micro);
       const auto mb = build_micro_batch(samples, begin, end, device);
-      const auto lp = token_logprobs(*policy_, mb.input_ids, mb.attention_mask, mb.position_ids,
-                                     options_.temperature, mb.shared_prefix);
+      const LogprobOptions scoring{.temperature = options_.temperature,
+                                   .shared_prefix = mb.shared_prefix,
+                                   .wanted = mb.wanted,
+                                   .chunk_positions = options_.train.logits_chunk};
+      const auto lp = token_logprobs(*policy_, mb.input_ids, mb.attention_mask, mb.position_ids, scoring);
       const auto new_logprobs = lp.logprobs.gather(1, mb.response_index);  // [B, R]
       const auto entropy = lp.entropy.gather(1, mb.response_index);
       options.entropy = options.entropy_coef != 0 ? entropy : entropy.detach();
       if (reference_ != nullptr) {
         torch::NoGradGuard no_grad;
         const auto ref_device = reference_->device();
-        const auto ref = token_logprobs(*reference_, mb.input_ids.to(ref_device),
-                                        mb.attention_mask.to(ref_device),
-                                        mb.position_ids.to(ref_device), options_.temperature, mb.shared_prefix);
+        auto ref_scoring = scoring;
+        ref_scoring.wanted = mb.wanted.to(ref_device);
+        const auto ref = token_logprobs(*reference_, mb.input_ids.to(ref_device), mb.attention_mask.to(ref_device),
+                                        mb.position_ids.to(ref_device), ref_scoring);
         options.ref_logprobs = ref.logprobs.gather(1, mb.response_index.to(ref_device)).to(device);
       }
       // supervised: the ratio is 1 with the gradient of the log-probs, so each masked token's

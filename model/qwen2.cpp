@@ -6,6 +6,7 @@
 
 #include "common/json.hpp"
 #include "model/attention.hpp"
+#include "model/decoder_layer.hpp"
 
 namespace torl::model {
 namespace {
@@ -48,11 +49,6 @@ std::string shape_string(torch::IntArrayRef shape) {
 
 // ---- forward pieces ----
 
-// [..., D] -> [-x2, x1] with x1, x2 the two halves (the HF rotate_half convention).
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
 
 // The tensors of one decoder layer: the HF name after "model.layers.N.", where it lives, its shape.
 // Loading, named_parameters() and random_weights() all read this one table.
@@ -311,40 +307,6 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return weight * normed.to(x.scalar_type());
 }
 
-torch::Tensor Qwen2Model::decoder_layer(const Qwen2LayerWeights& w, const torch::Tensor& x,
-                                        const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask, const torch::Tensor& keep,
-                                        LayerKv* past) const {
-  const int64_t B = x.size(0), T = x.size(1);
-  const int64_t H = config_.num_attention_heads, K = config_.num_key_value_heads,
-                D = config_.head_dim();
-
-  // Attention: x [B, T, C] -> q [B, H, T, D], k/v [B, K, T, D].
-  const auto h = rms_norm(x, w.input_norm, config_.rms_norm_eps);
-  auto q = torch::linear(h, w.q_w, w.q_b).view({B, T, H, D}).transpose(1, 2);
-  auto k = torch::linear(h, w.k_w, w.k_b).view({B, T, K, D}).transpose(1, 2);
-  auto v = torch::linear(h, w.v_w, w.v_b).view({B, T, K, D}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;  // cos/sin [B, 1, T, D]
-  k = k * cos + rotate_half(k) * sin;
-  if (past != nullptr) {
-    if (past->k.defined()) {
-      k = torch::cat({past->k, k}, 2);
-      v = torch::cat({past->v, v}, 2);
-    }
-    past->k = k;
-    past->v = v;
-  }
-  const auto out = attention(q, k, v, mask) * keep;  // [B, H, T, D]
-  const auto attn = torch::linear(out.transpose(1, 2).reshape({B, T, H * D}), w.o_w, {});
-  const auto x1 = x + attn;
-
-  // SwiGLU MLP.
-  const auto h2 = rms_norm(x1, w.post_norm, config_.rms_norm_eps);
-  const auto gate = torch::silu(torch::linear(h2, w.gate_w, {}));  // [B, T, I]
-  const auto up = torch::linear(h2, w.up_w, {});
-  return x1 + torch::linear(gate * up, w.down_w, {});
-}
-
 torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                                   const torch::Tensor& attention_mask,
                                   std::vector<LayerKv>* past) const {
@@ -387,9 +349,18 @@ torch::Tensor Qwen2Model::hidden_states(const torch::Tensor& input_ids, const to
   const auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
   const auto cos = emb.cos().to(dtype()), sin = emb.sin().to(dtype());
 
+  // Gradient checkpointing only where there is a backward to save memory for.
+  const bool recompute = gradient_checkpointing_ && torch::GradMode::is_enabled() && embed_tokens_.requires_grad();
+  const DecoderLayerShape shape{config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim(),
+                                config_.rms_norm_eps};
   auto x = torch::embedding(embed_tokens_, input_ids.to(dev));  // [B, T, C]
   for (size_t l = 0; l < layers_.size(); ++l) {
-    x = decoder_layer(layers_[l], x, cos, sin, bias, keep, past ? &(*past)[l] : nullptr);
+    LayerKv* kv = past ? &(*past)[l] : nullptr;
+    const torch::Tensor past_k = kv ? kv->k : torch::Tensor(), past_v = kv ? kv->v : torch::Tensor();
+    auto out = recompute ? recomputed_decoder_layer(shape, layers_[l], x, cos, sin, bias, keep, past_k, past_v)
+                         : decoder_layer(shape, layers_[l], x, cos, sin, bias, keep, past_k, past_v);
+    x = out.x;
+    if (kv) *kv = {out.k, out.v};
   }
   return rms_norm(x, final_norm_, config_.rms_norm_eps);  // [B, T, C]
 }

@@ -103,6 +103,8 @@ class Qwen2Model {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                               const torch::Tensor& attention_mask, std::vector<LayerKv>* past = nullptr) const;
   torch::Tensor logits(const torch::Tensor& hidden) const;
+  // The lm_head weight [V, C] that logits() applies (the embedding when tied).
+  const torch::Tensor& lm_head_weight() const { return lm_head_; }
 
   const Qwen2Config& config() const { return config_; }
   torch::Device device() const { return embed_tokens_.device(); }
@@ -113,13 +115,15 @@ class Qwen2Model {
   std::vector<torch::Tensor> parameters() const;
   void set_requires_grad(bool requires_grad);
 
+  // Gradient checkpointing per decoder layer (model.gradient_checkpointing): while autograd records
+  // (grad mode on, parameters requiring grad), each layer keeps only its input and is run again in the
+  // backward (decoder_layer.hpp), so activation memory is about one [B, T, C] per layer instead of all
+  // of them, for about a third more compute. Same values and gradients. Off by default.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
  private:
   Qwen2Model() = default;
-
-  torch::Tensor decoder_layer(const Qwen2LayerWeights& w, const torch::Tensor& x,
-                              const torch::Tensor& cos, const torch::Tensor& sin,
-                              const torch::Tensor& mask, const torch::Tensor& keep,
-                              LayerKv* past) const;
 
   // ---- set once by load ----
   Qwen2Config config_;
@@ -128,6 +132,9 @@ class Qwen2Model {
   torch::Tensor final_norm_;    // model.norm.weight [C]
   torch::Tensor lm_head_;       // lm_head.weight [V, C]; the embed_tokens_ tensor when tied
   torch::Tensor inv_freq_;      // rotary 1/theta^(2i/D) [D/2], float32, on device
+
+  // ---- set by the owner ----
+  bool gradient_checkpointing_ = false;
 };
 
 // x * rsqrt(mean(x^2) + eps) computed in float32 (float64 for float64 x), cast back to x's dtype, times

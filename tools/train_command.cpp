@@ -152,10 +152,6 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   }
   auto device = model::resolve_device(config.model.device);
   if (!device) return err << "torl train: model.device: " << device.status().message() << "\n", kExitUsage;
-  if (config.model.gradient_checkpointing && lead) {
-    err << "torl train: warning: model.gradient_checkpointing is not implemented yet; activations are kept "
-           "for the backward pass (more memory, lower train.micro_batch if it runs out)\n";
-  }
   const auto dtype = model::scalar_type(config.model.dtype);
   auto base_config = model::Qwen2Config::load(std::filesystem::path(config.model.path) / "config.json");
   if (!base_config) return err << "torl train: " << base_config.status().message() << "\n", kExitFailed;
@@ -176,6 +172,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   const std::filesystem::path weights_dir = checkpoint ? checkpoint->dir : std::filesystem::path(config.model.path);
   auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
   if (!policy) return err << "torl train: " << policy.status().message() << "\n", kExitFailed;
+  policy->set_gradient_checkpointing(config.model.gradient_checkpointing);
   auto sampler = model::Qwen2Model::load(weights_dir, *device, dtype);  // the generators' copy
   if (!sampler) return err << "torl train: " << sampler.status().message() << "\n", kExitFailed;
   std::optional<model::Qwen2Model> reference;

@@ -36,7 +36,7 @@ inline std::vector<double> response_logprobs(const Qwen2Model& model, const Poli
   const auto T = static_cast<int64_t>(ids.size());
   const auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0);
   const auto lp = model::token_logprobs(model, input, torch::ones({1, T}, torch::kInt64),
-                                 torch::arange(T, torch::kInt64).unsqueeze(0), temperature);
+                                 torch::arange(T, torch::kInt64).unsqueeze(0), {.temperature = temperature});
   std::vector<double> out;
   for (size_t j = 0; j < s.response.size(); ++j) {
     out.push_back(lp.logprobs[0][static_cast<int64_t>(s.prompt.size() + j) - 1].item<double>());

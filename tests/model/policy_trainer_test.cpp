@@ -150,7 +150,7 @@ TEST_SUITE("model") {
     const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
     const auto run = [&](int64_t shared) {
       for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
-      const auto lp = token_logprobs(model, ids, mask, pos, 0.9, shared);
+      const auto lp = token_logprobs(model, ids, mask, pos, {.temperature = 0.9, .shared_prefix = shared});
       (lp.logprobs.sum() + 0.1 * lp.entropy.sum()).backward();
       return std::pair{lp, gradients(model)};
     };
@@ -164,6 +164,66 @@ TEST_SUITE("model") {
       double max_diff = 0;
       for (const auto& [name, g] : full_grads) max_diff = std::max(max_diff, (grads.at(name) - g).abs().max().item<double>());
       CHECK(max_diff < 1e-12);
+    }
+  }
+
+  TEST_CASE("gradient checkpointing and chunked logits give the same log-probs, entropies and gradients") {
+    for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+      const bool f64 = dtype == torch::kFloat64;
+      INFO((f64 ? "float64" : "float32"));
+      const double tolerance = f64 ? 1e-12 : 1e-6;
+      auto model = load_tiny(dtype);
+      model.set_requires_grad(true);
+      const std::vector<std::vector<int64_t>> rows = {{5, 9, 2, 7, 7, 1, 40, 41, 42, 43, 44},
+                                                      {5, 9, 2, 7, 7, 1, 90, 91},
+                                                      {5, 9, 2, 7, 7, 1, 3, 4, 5, 6}};
+      const int64_t B = 3, T = 11;
+      auto ids = torch::zeros({B, T}, torch::kInt64), mask = torch::zeros({B, T}, torch::kInt64);
+      for (int64_t b = 0; b < B; ++b) {
+        for (size_t t = 0; t < rows[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = rows[b][t], mask[b][static_cast<int64_t>(t)] = 1;
+      }
+      const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+      const auto run = [&](bool checkpointing, const LogprobOptions& options) {
+        model.set_gradient_checkpointing(checkpointing);
+        for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
+        const auto lp = token_logprobs(model, ids, mask, pos, options);
+        (lp.logprobs.sum() + 0.1 * lp.entropy.sum()).backward();
+        model.set_gradient_checkpointing(false);
+        return std::pair{lp, gradients(model)};
+      };
+      const auto [plain, plain_grads] = run(false, {.temperature = 0.9});
+      for (const bool checkpointing : {false, true}) {
+        for (const int64_t chunk : {0L, 1L, 4L, 64L}) {
+          for (const int64_t shared : {0L, 6L}) {
+            if (!checkpointing && chunk == 0 && shared == 0) continue;
+            CAPTURE(checkpointing);
+            CAPTURE(chunk);
+            CAPTURE(shared);
+            const auto [lp, grads] =
+                run(checkpointing, {.temperature = 0.9, .shared_prefix = shared, .chunk_positions = chunk});
+            // Relative to the values' size (|log p| and entropies here are up to ~7: float32's rounding
+            // of a differently shaped matmul or sum moves them by a few 1e-7 of that).
+            CHECK((lp.logprobs - plain.logprobs).abs().max().item<double>() <
+                  tolerance * std::max(1.0, plain.logprobs.abs().max().item<double>()));
+            CHECK((lp.entropy - plain.entropy).abs().max().item<double>() <
+                  tolerance * std::max(1.0, plain.entropy.abs().max().item<double>()));
+            double max_diff = 0, scale = 0;
+            for (const auto& [name, g] : plain_grads) {
+              max_diff = std::max(max_diff, (grads.at(name) - g).abs().max().item<double>());
+              scale = std::max(scale, g.abs().max().item<double>());
+            }
+            CHECK(scale > 1e-3);
+            CHECK(max_diff < tolerance * std::max(1.0, scale));
+          }
+        }
+      }
+      // Only the wanted positions are computed; the others are 0.
+      auto wanted = torch::zeros({B, T - 1}, torch::kBool);
+      wanted.narrow(1, 5, 3).fill_(true);
+      const auto [some, some_grads] = run(true, {.temperature = 0.9, .wanted = wanted, .chunk_positions = 2});
+      const auto both = wanted & plain.valid;
+      CHECK((some.logprobs.masked_select(both) - plain.logprobs.masked_select(both)).abs().max().item<double>() < tolerance);
+      CHECK(some.logprobs.masked_select(both.logical_not()).abs().sum().item<double>() == 0.0);
     }
   }
 
@@ -183,7 +243,7 @@ TEST_SUITE("model") {
       const auto logits = model.forward(input, pos, mask).narrow(1, 0, T - 1);
       expected = torch::log_softmax(logits / 0.7, -1).gather(-1, input.narrow(1, 1, T - 1).unsqueeze(-1)).squeeze(-1);
     }
-    const auto lp = token_logprobs(model, input, mask, pos, 0.7);
+    const auto lp = token_logprobs(model, input, mask, pos, {.temperature = 0.7});
     CHECK((lp.logprobs.scalar_type() == torch::kFloat64));  // a float64 model keeps float64
     CHECK((lp.logprobs - expected).abs().max().item<double>() < 1e-12);
     const auto at_one = token_logprobs(model, input, mask, pos);

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 abi=$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
-sources="model/qwen2.cpp model/attention.cpp model/logprobs.cpp model/safetensors.cpp model/qwen2_causal_lm.cpp
+sources="model/qwen2.cpp model/decoder_layer.cpp model/attention.cpp model/logprobs.cpp model/safetensors.cpp model/qwen2_causal_lm.cpp
   model/generation_engine.cpp model/sampling.cpp model/stop_strings.cpp model/tokenizer.cpp model/tokenizer_json.cpp
   model/tokenizer_options.cpp model/tokenizer_split.cpp model/unicode.cpp common/status.cpp common/check.cpp
   common/json.cpp common/log.cpp tools/device/cuda_check.cpp"
