@@ -298,6 +298,10 @@ struct TrainConfig {
   int warmup_steps = 0;          // linear learning-rate warmup
   LrSchedule lr_schedule = LrSchedule::kConstant;  // after warmup: constant, or linear down to lr/10 at `steps`
   int micro_batch = 8;           // sequences per forward/backward (gradient accumulation)
+  // > 0: micro-batches packed by tokens instead: the step's sequences sorted by length and packed while
+  // sequences x the longest stays within this budget (and at most micro_batch sequences), so padding is
+  // small and memory per forward is bounded. The loss is the same token mean whatever the packing.
+  int micro_batch_tokens = 0;
   // Positions whose vocabulary logits exist at once when scoring tokens in the update: the lm_head and
   // softmax run over this many at a time and the backward recomputes them, so peak memory stays at
   // about 4 x logits_chunk x vocabulary floats whatever the batch and length; 0 = all at once (kept by
@@ -319,6 +323,7 @@ struct TrainConfig {
     v("warmup_steps", warmup_steps, {.min = 0});
     v("lr_schedule", lr_schedule);
     v("micro_batch", micro_batch, {.min = 1});
+    v("micro_batch_tokens", micro_batch_tokens, {.min = 0});
     v("logits_chunk", logits_chunk, {.min = 0});
     v("checkpoint_every", checkpoint_every, {.min = 0});
     v("keep_checkpoints", keep_checkpoints, {.min = 1});

@@ -35,28 +35,57 @@ struct MicroBatch {
   torch::Tensor old_logprobs;    // [B, R] float32
   torch::Tensor advantages;      // [B] float32
   int64_t tokens = 0;            // real tokens (prompt + response)
+  int64_t padded = 0;            // B x T
   int64_t shared_prefix = 0;     // leading tokens equal in every row (run once; token_logprobs)
 };
 
-MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, size_t begin, size_t end,
+// A step's samples in micro-batches (indices into `samples`). With only `max_sequences`, in order, that
+// many at a time. With `max_tokens` > 0 too, sorted by length (longest first, ties in order) and packed
+// while the padded size (sequences x the longest) stays within max_tokens, so rows of like length share
+// a micro-batch and padding stays small; a sequence longer than the budget goes alone.
+std::vector<std::vector<size_t>> plan_micro_batches(const std::vector<PolicySample>& samples, int64_t max_sequences,
+                                                    int64_t max_tokens) {
+  std::vector<size_t> order(samples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto length = [&](size_t i) { return static_cast<int64_t>(samples[i].prompt.size() + samples[i].response.size()); };
+  if (max_tokens > 0) std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return length(a) > length(b); });
+  std::vector<std::vector<size_t>> batches;
+  int64_t longest = 0;
+  for (const size_t i : order) {
+    const bool full = !batches.empty() &&
+                      (static_cast<int64_t>(batches.back().size()) >= max_sequences ||
+                       (max_tokens > 0 && (static_cast<int64_t>(batches.back().size()) + 1) *
+                                                  std::max(longest, length(i)) > max_tokens));
+    if (batches.empty() || full) {
+      batches.emplace_back();
+      longest = 0;
+    }
+    batches.back().push_back(i);
+    longest = std::max(longest, length(i));
+  }
+  return batches;
+}
+
+MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, const std::vector<size_t>& rows,
                              torch::Device device) {
-  const auto B = static_cast<int64_t>(end - begin);
+  const auto B = static_cast<int64_t>(rows.size());
   int64_t T = 0, R = 0;
   MicroBatch mb;
-  const auto& first = samples[begin].prompt;
+  const auto& first = samples[rows.front()].prompt;
   mb.shared_prefix = static_cast<int64_t>(first.size()) - 1;  // at least one prompt token of each row runs alone
-  for (size_t i = begin; i < end; ++i) {
+  for (const size_t i : rows) {
     const auto& prompt = samples[i].prompt;
     T = std::max<int64_t>(T, prompt.size() + samples[i].response.size());
     R = std::max<int64_t>(R, samples[i].response.size());
     const auto differ = std::mismatch(prompt.begin(), prompt.end(), first.begin(), first.end()).first - prompt.begin();
     mb.shared_prefix = std::min<int64_t>({mb.shared_prefix, differ, static_cast<int64_t>(prompt.size()) - 1});
   }
+  mb.padded = B * T;
   std::vector<int64_t> ids(B * T, 0), attn(B * T, 0), index(B * R, 0);
   std::vector<uint8_t> wanted(B * (T - 1), 0);
   std::vector<float> mask(B * R, 0.0f), old(B * R, 0.0f), adv(B);
   for (int64_t b = 0; b < B; ++b) {
-    const auto& s = samples[begin + b];
+    const auto& s = samples[rows[static_cast<size_t>(b)]];
     const auto P = static_cast<int64_t>(s.prompt.size());
     const auto n = static_cast<int64_t>(s.response.size());
     for (int64_t t = 0; t < P; ++t) ids[b * T + t] = s.prompt[t];
@@ -238,11 +267,9 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
   auto sums = torch::zeros({kSums}, f64), ratio_extremes = torch::full({2}, -INFINITY, f64);
   try {
     optimizer_->zero_grad();
-    const auto micro = static_cast<size_t>(options_.train.micro_batch);
     auto ratio_min = torch::full({}, INFINITY, f64), ratio_max = torch::full({}, -INFINITY, f64);
-    for (size_t begin = 0; begin < samples.size(); begin += micro) {
-      const size_t end = std::min(samples.size(), begin + micro);
-      const auto mb = build_micro_batch(samples, begin, end, device);
+    for (const auto& rows : plan_micro_batches(samples, options_.train.micro_batch, options_.train.micro_batch_tokens)) {
+      const auto mb = build_micro_batch(samples, rows, device);
       const LogprobOptions scoring{.temperature = options_.temperature,
                                    .shared_prefix = mb.shared_prefix,
                                    .wanted = mb.wanted,
@@ -278,6 +305,8 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       ratio_min = torch::where(has_tokens, torch::min(ratio_min, out.ratio_min.to(torch::kFloat64)), ratio_min);
       ratio_max = torch::where(has_tokens, torch::max(ratio_max, out.ratio_max.to(torch::kFloat64)), ratio_max);
       stats.total_tokens += mb.tokens;
+      stats.padded_tokens += mb.padded;
+      ++stats.micro_batches;
     }
     ratio_extremes = torch::stack({ratio_max, -ratio_min});
   } catch (const std::exception& e) {
@@ -286,7 +315,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
 
   // ---- data parallel: the statistics and gradients of every rank's share ----
   if (sync) {
-    TORL_RETURN_IF_ERROR(combine_over_ranks(sums, ratio_extremes, stats.total_tokens, failure));
+    TORL_RETURN_IF_ERROR(combine_over_ranks(sums, ratio_extremes, stats, failure));
   }
   TORL_RETURN_IF_ERROR(failure);
   try {
@@ -306,14 +335,15 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
 }
 
 Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes,
-                                         int64_t& total_tokens, const Status& local_failure) {
+                                         StepStats& stats, const Status& local_failure) {
   const auto& sync = options_.sync;
   const auto device = policy_->device();
   // One sum for the statistics, the failure flag and which gradients exist anywhere (a parameter
   // unused on every rank keeps no gradient, as in one process); one max for the ratio extremes.
   torch::Tensor shared;
   try {
-    std::vector<double> extra = {static_cast<double>(total_tokens), local_failure.ok() ? 0.0 : 1.0};
+    std::vector<double> extra = {static_cast<double>(stats.total_tokens), static_cast<double>(stats.padded_tokens),
+                                 local_failure.ok() ? 0.0 : 1.0};
     for (const auto& p : params_) extra.push_back(p.grad().defined() ? 1.0 : 0.0);
     shared = torch::cat({sums, torch::tensor(extra, torch::kFloat64).to(device)});
   } catch (const std::exception& e) {
@@ -326,15 +356,16 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
   try {
     const auto extra = shared.narrow(0, kSums, shared.size(0) - kSums).to(torch::kCPU);
     const auto v = extra.accessor<double, 1>();
-    if (v[1] > 0) {
+    if (v[2] > 0) {
       optimizer_->zero_grad();
       if (!local_failure.ok()) return local_failure;
       return Status(StatusCode::kInternal, "policy update: another rank failed in forward/backward (see its error)");
     }
     sums = shared.narrow(0, 0, kSums);
-    total_tokens = static_cast<int64_t>(v[0]);
+    stats.total_tokens = static_cast<int64_t>(v[0]);
+    stats.padded_tokens = static_cast<int64_t>(v[1]);
     for (size_t i = 0; i < params_.size(); ++i) {
-      if (v[2 + i] == 0) continue;
+      if (v[3 + i] == 0) continue;
       auto& p = params_[i];
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       grads.push_back(p.grad());

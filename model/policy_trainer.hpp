@@ -1,8 +1,9 @@
 // The policy update of one GRPO step (DESIGN.md §6): scored samples in, one AdamW step on the policy
 // out. Builds right-padded prompt+response batches, scores the responses with token_logprobs at the
 // sampling temperature, takes the PPO-clip loss of grpo.hpp over the model's own tokens (tool output
-// masked), accumulates gradients over micro-batches with the whole step's normaliser (so the result
-// does not depend on the micro-batch size), clips the global grad norm and steps with linear warmup.
+// masked), accumulates gradients over micro-batches (train.micro_batch sequences, or packed by
+// train.micro_batch_tokens) with the whole step's normaliser (so the result does not depend on how the
+// batch is split), clips the global grad norm and steps with linear warmup.
 //
 // Owned by the learner; one thread at a time. It borrows the policy (and the optional frozen reference
 // model for the KL term), which must outlive it; the policy's parameters are set to require grad.
@@ -61,6 +62,8 @@ struct StepStats {
   double lr = 0;              // the learning rate used
   int64_t tokens = 0;         // model tokens in the loss
   int64_t total_tokens = 0;   // prompt + response tokens run through the model
+  int64_t padded_tokens = 0;  // sequences x longest, summed over the micro-batches (all ranks)
+  int64_t micro_batches = 0;  // this rank's forward/backward passes
   double ms = 0;              // wall time of the call
 };
 
@@ -110,7 +113,7 @@ class PolicyTrainer {
 
   Status check_samples(const std::vector<PolicySample>& samples) const;
   // Data parallel: sums the statistics and the gradients over the ranks (see compute_gradients).
-  Status combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes, int64_t& total_tokens,
+  Status combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes, StepStats& stats,
                             const Status& local_failure);
 
   // ---- set once by create ----

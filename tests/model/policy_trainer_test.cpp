@@ -311,6 +311,45 @@ TEST_SUITE("model") {
     CHECK(stats->total_tokens == 20 + 31);
   }
 
+  TEST_CASE("micro-batches packed by tokens give the loss and gradients of micro-batches by count, with less padding") {
+    auto model = load_tiny();
+    // lengths 5, 15, 6, 14: by count (2) (5, 15) and (6, 14) pad to 30 + 28; by tokens (30), sorted,
+    // (15, 14) and (6, 5) pad to 30 + 12
+    const auto samples = testing::make_policy_samples(model, {.seed = 99,
+                                                              .prompt_len = {3, 3, 3, 3},
+                                                              .response_len = {2, 12, 3, 11},
+                                                              .advantage = {1.0f, -0.5f, 0.7f, -1.2f},
+                                                              .tool_every = 4,
+                                                              .tool_at = 2,
+                                                              .offset = 0.3});
+    auto by_count = trainer_options(2);
+    by_count.algorithm.entropy_coef = 0.01;
+    auto by_tokens = by_count;
+    by_tokens.train.micro_batch = 8;
+    by_tokens.train.micro_batch_tokens = 30;
+    auto a_trainer = make_trainer(model, by_count);
+    const auto a = a_trainer.compute_gradients(samples);
+    REQUIRE(a.ok());
+    const auto ga = gradients(model);
+    auto b_trainer = make_trainer(model, by_tokens);
+    const auto b = b_trainer.compute_gradients(samples);
+    REQUIRE(b.ok());
+    const auto gb = gradients(model);
+    CHECK(a->micro_batches == 2);
+    CHECK(a->padded_tokens == 30 + 28);
+    CHECK(b->micro_batches == 2);
+    CHECK(b->padded_tokens == 30 + 12);
+    CHECK(a->loss == doctest::Approx(b->loss).epsilon(1e-10));
+    CHECK(a->tokens == b->tokens);
+    double max_diff = 0, max_grad = 0;
+    for (const auto& [name, g] : ga) {
+      max_diff = std::max(max_diff, (g - gb.at(name)).abs().max().item<double>());
+      max_grad = std::max(max_grad, g.abs().max().item<double>());
+    }
+    CHECK(max_grad > 1e-3);
+    CHECK(max_diff < 1e-10);
+  }
+
   TEST_CASE("a step raises the log-prob of a positively rewarded response, with warmup and clipping") {
     auto model = load_tiny();
     auto samples = make_samples(model, 1.0);
