@@ -91,6 +91,12 @@ constexpr auto enum_names(KlEstimator) {
   return std::array{std::pair{KlEstimator::kK1, "k1"}, std::pair{KlEstimator::kK3, "k3"}};
 }
 
+// Where the PPO ratio's π_old log-probs come from (algorithm.old_logprobs).
+enum class OldLogprobs { kTrainer, kSampler };
+constexpr auto enum_names(OldLogprobs) {
+  return std::array{std::pair{OldLogprobs::kTrainer, "trainer"}, std::pair{OldLogprobs::kSampler, "sampler"}};
+}
+
 // ---- sections ----
 
 struct RunConfig {
@@ -273,6 +279,14 @@ struct AlgorithmConfig {
   double entropy_coef = 0.0;     // entropy bonus
   int max_staleness = 0;         // policy versions data may lag; 0 = strictly on-policy
   bool filter_equal_groups = false;  // drop groups whose rewards are all equal
+  // π_old of the PPO ratio. trainer (as ToRL and veRL): the training forward's own log-probs under the
+  // weights before the update, so the ratio starts at exactly 1 and a difference between the decode
+  // path (bf16, KV cache, other kernels) and the training forward is not clipped as if it were policy
+  // change. torl takes one optimizer step per batch, so these are the update's forward values, detached:
+  // no extra forward pass. sampler: the log-probs returned by generation (an importance correction for
+  // data up to max_staleness versions old). Either way metrics report policy/sampler_gap, the mean
+  // |sampler - trainer| log-prob over model tokens.
+  OldLogprobs old_logprobs = OldLogprobs::kTrainer;
 
   template <class V>
   void visit(V& v) {
@@ -285,6 +299,7 @@ struct AlgorithmConfig {
     v("entropy_coef", entropy_coef, {.min = 0});
     v("max_staleness", max_staleness, {.min = 0});
     v("filter_equal_groups", filter_equal_groups);
+    v("old_logprobs", old_logprobs);
   }
 };
 
@@ -298,6 +313,13 @@ struct TrainConfig {
   int warmup_steps = 0;          // linear learning-rate warmup
   LrSchedule lr_schedule = LrSchedule::kConstant;  // after warmup: constant, or linear down to lr/10 at `steps`
   int micro_batch = 8;           // sequences per forward/backward (gradient accumulation)
+  // The optimizer's weights and AdamW state. float32 (the default, as ToRL and veRL): with a narrower
+  // model.dtype (bfloat16) the forward and backward run in model.dtype, the gradients are accumulated
+  // and summed over ranks in float32 into float32 master weights, AdamW steps those, and the policy
+  // and the generators get a model.dtype copy; checkpoints hold the masters and the state in float32
+  // (resume is exact). The same as model.dtype: no copy (pure bfloat16 loses small updates: at lr 1e-6
+  // most round away). Never narrower than model.dtype.
+  DType master_dtype = DType::kFloat32;
   // > 0: micro-batches packed by tokens instead: the step's sequences sorted by length and packed while
   // sequences x the longest stays within this budget (and at most micro_batch sequences), so padding is
   // small and memory per forward is bounded. The loss is the same token mean whatever the packing.
@@ -323,6 +345,7 @@ struct TrainConfig {
     v("warmup_steps", warmup_steps, {.min = 0});
     v("lr_schedule", lr_schedule);
     v("micro_batch", micro_batch, {.min = 1});
+    v("master_dtype", master_dtype);
     v("micro_batch_tokens", micro_batch_tokens, {.min = 0});
     v("logits_chunk", logits_chunk, {.min = 0});
     v("checkpoint_every", checkpoint_every, {.min = 0});

@@ -388,6 +388,17 @@ void check_consistency(const Config& config, Loader& loader) {
     loader.error(loader.origin_of("model.dtype"), "model.dtype",
                  "float16 needs a CUDA device; use float32 or bfloat16 on cpu");
   }
+  const auto dtype_name = [](DType dtype) -> std::string {
+    for (const auto& [value, name] : enum_names(DType{})) {
+      if (value == dtype) return name;
+    }
+    return "?";
+  };
+  if (config.train.master_dtype != DType::kFloat32 && config.train.master_dtype != config.model.dtype) {
+    loader.error(loader.origin_of("train.master_dtype"), "train.master_dtype",
+                 "must be float32 or model.dtype (got " + dtype_name(config.train.master_dtype) +
+                     " with model.dtype " + dtype_name(config.model.dtype) + ")");
+  }
   if (config.tool.backend == ToolBackend::kSandboxFusion &&
       config.tool.sandbox_fusion.url.rfind("http://", 0) != 0) {
     loader.error(loader.origin_of("tool.backend"), "tool.backend",

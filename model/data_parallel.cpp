@@ -32,7 +32,10 @@ std::string error_text(const std::exception& e) {
 // by device.
 class ProcessGroupSync final : public GradientSync {
  public:
-  explicit ProcessGroupSync(c10::intrusive_ptr<c10d::Backend> group) : group_(std::move(group)) {}
+  // widen_halves: bfloat16/float16 travel as float32 (Gloo has no bfloat16 sum; float32 sums are also
+  // more accurate), and are rounded back once at the end.
+  ProcessGroupSync(c10::intrusive_ptr<c10d::Backend> group, bool widen_halves)
+      : group_(std::move(group)), widen_halves_(widen_halves) {}
 
   int rank() const override { return group_->getRank(); }
   int world_size() const override { return group_->getSize(); }
@@ -66,6 +69,9 @@ class ProcessGroupSync final : public GradientSync {
         std::vector<torch::Tensor> flat;
         for (const size_t i : indices) flat.push_back(tensors[i].detach().reshape(-1));
         std::vector<torch::Tensor> bucket = {torch::cat(flat)};
+        if (widen_halves_ && (dtype == torch::kBFloat16 || dtype == torch::kFloat16)) {
+          bucket[0] = bucket[0].to(torch::kFloat32);
+        }
         collective(bucket);
         int64_t offset = 0;
         for (const size_t i : indices) {
@@ -83,6 +89,7 @@ class ProcessGroupSync final : public GradientSync {
   }
 
   c10::intrusive_ptr<c10d::Backend> group_;
+  bool widen_halves_;
 };
 
 Status check_ranks(int rank, int world_size) {
@@ -119,7 +126,7 @@ Expected<std::shared_ptr<GradientSync>> make_gloo_group(int rank, int world_size
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
-    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group)));
+    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group), true));
   } catch (const std::exception& e) {
     return Status(StatusCode::kUnavailable, doing + ": " + error_text(e));
   }
@@ -135,7 +142,7 @@ Expected<std::shared_ptr<GradientSync>> make_nccl_group(int rank, int world_size
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
     auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world_size, options);
-    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group)));
+    return std::shared_ptr<GradientSync>(std::make_shared<ProcessGroupSync>(std::move(group), false));
   } catch (const std::exception& e) {
     return Status(StatusCode::kUnavailable, doing + ": " + error_text(e));
   }

@@ -31,7 +31,7 @@ class GradientSync {
   virtual int world_size() const = 0;  // >= 1
 
   // Replaces each tensor, in place, by its element-wise reduction (`op`) over the ranks. Tensors of
-  // one dtype travel as one flattened buffer. Errors (the tensors are then unspecified): a transport
+  // one dtype travel as one flattened buffer (over Gloo, bfloat16 and float16 as float32). Errors (the tensors are then unspecified): a transport
   // failure or timeout, e.g. a rank that died; the message says which collective.
   virtual Status all_reduce(const std::vector<torch::Tensor>& tensors, Op op = Op::kSum) = 0;
 

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "model/device.hpp"
 #include "model/logprobs.hpp"
 
 namespace torl::model {
@@ -120,7 +121,8 @@ MicroBatch build_micro_batch(const std::vector<PolicySample>& samples, const std
 }
 
 // The step's summed statistics, in this order.
-enum StatIndex { kLoss, kPg, kKl, kEntropy, kPpoKl, kTokens, kClipped, kSums };
+// kGap is a plain sum of |sampler - trainer| over model tokens (divided by kTokens at the end).
+enum StatIndex { kLoss, kPg, kKl, kEntropy, kPpoKl, kTokens, kClipped, kGap, kSums };
 
 Status torch_error(const std::string& doing, const std::exception& e) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
@@ -134,14 +136,46 @@ PolicyTrainer::PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& opt
                              const Qwen2Model* reference)
     : policy_(&policy), reference_(reference), options_(options) {
   policy.set_requires_grad(true);
+  const auto master_type = scalar_type(options.train.master_dtype);
   for (const auto& [name, tensor] : policy.named_parameters()) {
     names_.push_back(name);
     params_.push_back(tensor);
+    // float32 masters for 16-bit parameters; float32 and float64 parameters are their own masters
+    const bool narrow = tensor.scalar_type() == torch::kBFloat16 || tensor.scalar_type() == torch::kHalf;
+    mixed_ = mixed_ || (narrow && master_type == torch::kFloat32);
+  }
+  if (mixed_) {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : params_) masters_.push_back(p.detach().to(master_type).clone());
+  } else {
+    masters_ = params_;
   }
   const auto& train = options.train;
   torch::optim::AdamWOptions adamw(train.lr);
   adamw.betas({train.beta1, train.beta2}).weight_decay(train.weight_decay);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adamw);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(masters_, adamw);
+}
+
+void PolicyTrainer::copy_masters_to_policy() {
+  if (!mixed_) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].detach().copy_(masters_[i]);
+}
+
+void PolicyTrainer::add_gradients_to_masters() {
+  if (!mixed_) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& g = params_[i].mutable_grad();
+    if (!g.defined()) continue;
+    auto& m = masters_[i].mutable_grad();
+    if (m.defined()) {
+      m.add_(g);
+    } else {
+      m = g.to(masters_[i].scalar_type());
+    }
+    g = torch::Tensor();
+  }
 }
 
 Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTrainerOptions& options,
@@ -161,6 +195,13 @@ Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTr
   if (reference == &policy) {
     return invalid_argument("policy trainer: the reference model must be a separate, frozen copy");
   }
+  const auto master = scalar_type(options.train.master_dtype);
+  for (const auto& [name, p] : policy.named_parameters()) {
+    if (master != torch::kFloat32 && p.scalar_type() != master) {
+      return invalid_argument("policy trainer: train.master_dtype must be float32 or the policy's dtype (" + name +
+                              " is " + std::string(c10::toString(p.scalar_type())) + ")");
+    }
+  }
   if (reference != nullptr && reference->config().vocab_size != policy.config().vocab_size) {
     return invalid_argument("policy trainer: reference vocabulary " +
                             std::to_string(reference->config().vocab_size) + " differs from the policy's " +
@@ -169,8 +210,9 @@ Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTr
   try {
     PolicyTrainer trainer(policy, options, reference);
     if (options.sync) {
-      const auto status = options.sync->broadcast_from_rank0(trainer.params_);
+      const auto status = options.sync->broadcast_from_rank0(trainer.masters_);
       if (!status.ok()) return status.with_context("policy trainer: copying rank 0's parameters");
+      trainer.copy_masters_to_policy();
     }
     return trainer;
   } catch (const std::exception& e) {
@@ -267,6 +309,9 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
   auto sums = torch::zeros({kSums}, f64), ratio_extremes = torch::full({2}, -INFINITY, f64);
   try {
     optimizer_->zero_grad();
+    if (mixed_) {
+      for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+    }
     auto ratio_min = torch::full({}, INFINITY, f64), ratio_max = torch::full({}, -INFINITY, f64);
     for (const auto& rows : plan_micro_batches(samples, options_.train.micro_batch, options_.train.micro_batch_tokens)) {
       const auto mb = build_micro_batch(samples, rows, device);
@@ -287,18 +332,22 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
                                         mb.position_ids.to(ref_device), ref_scoring);
         options.ref_logprobs = ref.logprobs.gather(1, mb.response_index.to(ref_device)).to(device);
       }
-      // supervised: the ratio is 1 with the gradient of the log-probs, so each masked token's
-      // gradient is -advantage * d log p (the cross-entropy's with advantage 1)
-      const auto& old = options_.supervised ? new_logprobs.detach() : mb.old_logprobs;
+      // π_old = the forward's own values (trainer: the policy before this step's only update;
+      // supervised: the ratio is 1 with the gradient of the log-probs, so each masked token's gradient
+      // is -advantage * d log p, the cross-entropy's with advantage 1) or the sampler's
+      const bool own = options_.supervised || options_.algorithm.old_logprobs == config::OldLogprobs::kTrainer;
+      const auto old = own ? new_logprobs.detach() : mb.old_logprobs;
       const auto out = grpo_loss(new_logprobs, old, mb.advantages, mb.loss_mask, options);
       out.loss.backward();
+      add_gradients_to_masters();
+      const auto gap = ((mb.old_logprobs - new_logprobs.detach().to(torch::kFloat32)).abs() * mb.loss_mask).sum();
       // supervised, the loss shown is the cross-entropy itself (aggregated as the loss), not -advantage
       const auto loss = options_.supervised
                             ? (new_logprobs.detach() * mb.loss_mask * mb.advantages.unsqueeze(1)).sum().neg() / normaliser
                             : out.loss.detach();
 
       sums = sums + torch::stack({loss, out.pg_loss, out.kl, out.entropy, out.ppo_kl,
-                                  out.tokens, out.clipped_tokens})
+                                  out.tokens, out.clipped_tokens, gap.to(out.tokens.scalar_type())})
                         .to(torch::kFloat64);
       // A micro-batch without model tokens reports ratios of 1; it must not move the extremes.
       const auto has_tokens = out.tokens > 0;
@@ -325,6 +374,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
     stats.ppo_kl = v[kPpoKl];
     stats.tokens = static_cast<int64_t>(v[kTokens]);
     stats.clip_fraction = v[kTokens] > 0 ? v[kClipped] / v[kTokens] : 0.0;
+    stats.sampler_gap = v[kTokens] > 0 ? v[kGap] / v[kTokens] : 0.0;
     stats.ratio_max = v[kSums], stats.ratio_min = -v[kSums + 1];
     if (stats.tokens == 0) stats.ratio_min = stats.ratio_max = 1.0;
   } catch (const std::exception& e) {
@@ -344,7 +394,7 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
   try {
     std::vector<double> extra = {static_cast<double>(stats.total_tokens), static_cast<double>(stats.padded_tokens),
                                  local_failure.ok() ? 0.0 : 1.0};
-    for (const auto& p : params_) extra.push_back(p.grad().defined() ? 1.0 : 0.0);
+    for (const auto& p : masters_) extra.push_back(p.grad().defined() ? 1.0 : 0.0);
     shared = torch::cat({sums, torch::tensor(extra, torch::kFloat64).to(device)});
   } catch (const std::exception& e) {
     return torch_error("policy update: gathering the statistics", e);
@@ -364,9 +414,9 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
     sums = shared.narrow(0, 0, kSums);
     stats.total_tokens = static_cast<int64_t>(v[0]);
     stats.padded_tokens = static_cast<int64_t>(v[1]);
-    for (size_t i = 0; i < params_.size(); ++i) {
+    for (size_t i = 0; i < masters_.size(); ++i) {
       if (v[3 + i] == 0) continue;
-      auto& p = params_[i];
+      auto& p = masters_[i];
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       grads.push_back(p.grad());
     }
@@ -383,7 +433,7 @@ Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples
   try {
     // Global L2 norm over every parameter's gradient (before clipping).
     std::vector<torch::Tensor> norms;
-    for (const auto& p : params_) {
+    for (const auto& p : masters_) {
       if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat64).norm());
     }
     const double grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
@@ -397,13 +447,14 @@ Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples
     if (max_norm > 0 && grad_norm > max_norm) {
       const double scale = max_norm / (grad_norm + 1e-6);
       torch::NoGradGuard no_grad;
-      for (auto& p : params_) {
+      for (auto& p : masters_) {
         if (p.grad().defined()) p.mutable_grad().mul_(scale);
       }
     }
     const double lr = learning_rate();
     for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
     optimizer_->step();
+    copy_masters_to_policy();
     ++step_count_;
     stats->grad_norm = grad_norm;
     stats->lr = lr;
@@ -417,8 +468,9 @@ Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples
 TensorMap PolicyTrainer::optimizer_state() const {
   TensorMap out;
   const auto& state = optimizer_->state();
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto it = state.find(state_key(params_[i]));
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    if (mixed_) out["master/" + names_[i]] = masters_[i].detach().to(torch::kCPU).clone();
+    const auto it = state.find(state_key(masters_[i]));
     if (it == state.end()) continue;
     const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
     out["exp_avg/" + names_[i]] = s.exp_avg().detach().to(torch::kCPU).clone();
@@ -431,10 +483,11 @@ TensorMap PolicyTrainer::optimizer_state() const {
 Status PolicyTrainer::load_optimizer_state(const TensorMap& state) {
   // Check everything and build the new state first, so that a bad map changes nothing.
   std::vector<std::unique_ptr<torch::optim::AdamWParamState>> loaded;
+  std::vector<torch::Tensor> masters;  // mixed precision: the new master weights
   std::set<std::string> used;
   try {
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const auto& param = params_[i];
+    for (size_t i = 0; i < masters_.size(); ++i) {
+      const auto& param = masters_[i];
       auto entry = [&](const std::string& kind) -> Expected<torch::Tensor> {
         const std::string key = kind + "/" + names_[i];
         const auto it = state.find(key);
@@ -453,6 +506,15 @@ Status PolicyTrainer::load_optimizer_state(const TensorMap& state) {
       if (!exp_avg_sq.ok()) return exp_avg_sq.status();
       auto step = entry("step");
       if (!step.ok()) return step.status();
+      if (mixed_) {
+        auto master = entry("master");
+        if (!master.ok()) {
+          return Status(master.status().code(), master.status().message() +
+                                                    " (this run keeps master weights, train.master_dtype, and the "
+                                                    "checkpoint has none)");
+        }
+        masters.push_back(master->to(param.device(), param.scalar_type()).clone());
+      }
       auto s = std::make_unique<torch::optim::AdamWParamState>();
       s->step(step->to(torch::kInt64).item<int64_t>());
       s->exp_avg(exp_avg->to(param.device(), param.scalar_type()).clone());
@@ -468,9 +530,16 @@ Status PolicyTrainer::load_optimizer_state(const TensorMap& state) {
                               " (a checkpoint of another model?)");
     }
   }
+  try {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < masters.size(); ++i) masters_[i].copy_(masters[i]);
+    copy_masters_to_policy();
+  } catch (const std::exception& e) {
+    return torch_error("optimizer state: master weights", e);
+  }
   auto& live = optimizer_->state();
   live.clear();
-  for (size_t i = 0; i < params_.size(); ++i) live[state_key(params_[i])] = std::move(loaded[i]);
+  for (size_t i = 0; i < masters_.size(); ++i) live[state_key(masters_[i])] = std::move(loaded[i]);
   return {};
 }
 

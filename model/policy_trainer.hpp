@@ -5,6 +5,16 @@
 // train.micro_batch_tokens) with the whole step's normaliser (so the result does not depend on how the
 // batch is split), clips the global grad norm and steps with linear warmup.
 //
+// Mixed precision (train.master_dtype wider than the policy's dtype, e.g. float32 over bfloat16): the
+// forward and backward run on the policy in its dtype; after each micro-batch its gradients are added
+// into float32 master weights, which are summed over ranks, clipped and stepped by AdamW (float32
+// state); the policy then gets the masters rounded to its dtype. Otherwise the masters are the policy's
+// parameters themselves.
+//
+// π_old (algorithm.old_logprobs): trainer = the update's own forward, detached (one optimizer step per
+// batch, so that is the policy before the update; the ratio starts at exactly 1); sampler = the
+// samples' old_logprobs.
+//
 // Owned by the learner; one thread at a time. It borrows the policy (and the optional frozen reference
 // model for the KL term), which must outlive it; the policy's parameters are set to require grad.
 // Optimizer state can be saved and restored as a TensorMap for checkpoints (safetensors.hpp).
@@ -34,7 +44,8 @@ struct PolicySample {
   std::vector<int32_t> prompt;        // token ids, at least 1
   std::vector<int32_t> response;      // token ids after the prompt (model tokens and tool output), at least 1
   std::vector<uint8_t> loss_mask;     // per response token: 1 = the model's own token, 0 = tool output
-  std::vector<float> old_logprobs;    // per response token, from the sampler (at `temperature`)
+  std::vector<float> old_logprobs;    // per response token, from the sampler (at `temperature`): π_old with
+                                      // algorithm.old_logprobs sampler, else for policy/sampler_gap
   float advantage = 0.0f;             // the group advantage of the whole response
 };
 
@@ -55,7 +66,8 @@ struct StepStats {
   double pg_loss = 0;
   double kl = 0;              // to the reference model; 0 without one
   double entropy = 0;         // of the policy at the model tokens
-  double ppo_kl = 0;          // old - new log-prob: how far the policy is from the sampler's
+  double ppo_kl = 0;          // old - new log-prob: how far the policy is from π_old
+  double sampler_gap = 0;     // mean |sampler - trainer| log-prob over model tokens (token mean)
   double clip_fraction = 0;   // fraction of model tokens whose ratio clip was active
   double ratio_min = 1, ratio_max = 1;
   double grad_norm = 0;       // global L2 norm before clipping
@@ -86,8 +98,9 @@ class PolicyTrainer {
   Expected<StepStats> step(const std::vector<PolicySample>& samples);
 
   // The forward/backward half of step(): zeroes the gradients and leaves the gradient of the step's
-  // loss (summed over micro-batches, and over the ranks when data parallel) in the parameters'
-  // grad(); grad_norm and lr are left 0. For tests and diagnostics.
+  // loss (summed over micro-batches, and over the ranks when data parallel) in the master weights'
+  // grad() (the policy's parameters when they are the masters); grad_norm and lr are left 0. For tests
+  // and diagnostics.
   Expected<StepStats> compute_gradients(const std::vector<PolicySample>& samples);
 
   // The learning rate the next step uses: train.lr * min(1, (step_count + 1) / warmup_steps); with
@@ -98,13 +111,20 @@ class PolicyTrainer {
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t steps) { step_count_ = steps; }
 
-  // AdamW state per parameter (HF name): "exp_avg/<name>", "exp_avg_sq/<name>" (the parameter's shape
-  // and dtype) and "step/<name>" (int64 [1]); CPU copies. Parameters not yet stepped are absent.
+  // The weights AdamW steps, in the policy's named_parameters order: float32 copies under mixed
+  // precision, else the policy's parameters.
+  const std::vector<torch::Tensor>& master_weights() const { return masters_; }
+  bool mixed_precision() const { return mixed_; }
+
+  // AdamW state per parameter (HF name): "exp_avg/<name>", "exp_avg_sq/<name>" (the master's shape
+  // and dtype) and "step/<name>" (int64 [1]), and under mixed precision the master weights
+  // "master/<name>"; CPU copies. Parameters not yet stepped have no exp_avg, exp_avg_sq, step.
   TensorMap optimizer_state() const;
 
-  // Replaces the AdamW state with `state`. Every parameter needs its three entries with the right
-  // shapes, and no other entry may be present; otherwise nothing changes and the error names the
-  // tensor: "optimizer state: missing exp_avg/model.norm.weight". Values are copied to the parameter's
+  // Replaces the AdamW state (and the master weights, which are then copied into the policy) with
+  // `state`. Every parameter needs its three entries (and its master under mixed precision) with the
+  // right shapes, and no other entry may be present; otherwise nothing changes and the error names the
+  // tensor: "optimizer state: missing exp_avg/model.norm.weight". Values are copied to the master's
   // device and dtype.
   Status load_optimizer_state(const TensorMap& state);
 
@@ -112,6 +132,10 @@ class PolicyTrainer {
   PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& options, const Qwen2Model* reference);
 
   Status check_samples(const std::vector<PolicySample>& samples) const;
+  // Mixed precision: the policy's parameters = the masters in the policy's dtype; the policy's
+  // gradients (one micro-batch's) added into the masters' and cleared. No-ops otherwise.
+  void copy_masters_to_policy();
+  void add_gradients_to_masters();
   // Data parallel: sums the statistics and the gradients over the ranks (see compute_gradients).
   Status combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes, StepStats& stats,
                             const Status& local_failure);
@@ -122,6 +146,8 @@ class PolicyTrainer {
   PolicyTrainerOptions options_;
   std::vector<std::string> names_;     // parameter names, in the optimizer's order
   std::vector<torch::Tensor> params_;  // the policy's parameters, same order
+  std::vector<torch::Tensor> masters_;  // what AdamW steps: float32 copies of params_, or params_ itself
+  bool mixed_ = false;                  // masters_ are copies
 
   // ---- changed by step / load ----
   std::unique_ptr<torch::optim::AdamW> optimizer_;

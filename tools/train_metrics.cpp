@@ -49,6 +49,7 @@ Json step_line(const actors::StepReport& r, const BatchSums& b, const std::vecto
           {"policy/entropy", r.stats.entropy},
           {"policy/clip_fraction", r.stats.clip_fraction},
           {"policy/ppo_kl", r.stats.ppo_kl},
+          {"policy/sampler_gap", r.stats.sampler_gap},
           {"policy/kl", r.stats.kl},
           {"loss/total", r.stats.loss},
           {"loss/pg", r.stats.pg_loss},

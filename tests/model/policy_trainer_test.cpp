@@ -48,6 +48,8 @@ PolicyTrainerOptions trainer_options(int micro_batch) {
   o.train.grad_clip = 1.0;
   o.algorithm.clip_low = 0.2;
   o.algorithm.clip_high = 0.28;
+  // the samples' own old log-probs (off the policy by an offset), so that ratios and clipping are exercised
+  o.algorithm.old_logprobs = config::OldLogprobs::kSampler;
   return o;
 }
 

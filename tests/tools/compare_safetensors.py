@@ -16,10 +16,15 @@ def read(path):
     header = json.loads(data[8 : 8 + size])
     header.pop("__metadata__", None)
     body = data[8 + size :]
-    return {
-        name: numpy.frombuffer(body[t["data_offsets"][0] : t["data_offsets"][1]], DTYPES[t["dtype"]]).reshape(t["shape"])
-        for name, t in header.items()
-    }
+    out = {}
+    for name, t in header.items():
+        raw = body[t["data_offsets"][0] : t["data_offsets"][1]]
+        if t["dtype"] == "BF16":  # numpy has no bfloat16: its bits are a float32's upper half
+            values = (numpy.frombuffer(raw, numpy.uint16).astype(numpy.uint32) << 16).view(numpy.float32)
+        else:
+            values = numpy.frombuffer(raw, DTYPES[t["dtype"]])
+        out[name] = values.reshape(t["shape"])
+    return out
 
 
 a, b, tolerance = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3])
