@@ -140,6 +140,7 @@ GeneratorApi::behavior_type generator_actor(Self self, GeneratorSetup setup) {
   GeneratorState& s = self->state;
   s.setup = std::move(setup);
   s.label = "generator-" + std::to_string(s.setup.index);
+  s.version = s.setup.first_version;
   s.engine = std::make_unique<model::GenerationEngine>(*s.setup.model, *s.setup.tokenizer);
   ask_for_work(self);
   return {

@@ -43,6 +43,7 @@ struct GeneratorSetup {
   InterceptorApi interceptor;
   PipelineMetrics* metrics = nullptr;
   TraceRecorder* trace = nullptr;        // may be null
+  int32_t first_version = 0;             // the policy version of the weights it starts with
 };
 
 struct GeneratorState {

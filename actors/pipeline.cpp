@@ -46,7 +46,8 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
     GeneratorSetup generator{g, setup.models[static_cast<size_t>(g)], weights, setup.tokenizer, setup.eos_ids,
                              loop.initial_stop_strings(), setup.rollout.mode, setup.rollout.max_batch,
                              setup.tool.max_pending,
-                             setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace};
+                             setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace,
+                             setup.policy_version};
     generators_.push_back(setup.detached ? system.spawn<caf::detached>(generator_actor, std::move(generator))
                                          : system.spawn(generator_actor, std::move(generator)));
   }

@@ -33,6 +33,7 @@ struct PipelineSetup {
   PipelineMetrics* metrics = nullptr;    // sized for models.size() generators
   TraceRecorder* trace = nullptr;        // may be null
   bool detached = true;                  // generators and reward on their own threads (off under the test scheduler)
+  int32_t policy_version = 0;            // training: the optimizer steps behind `weights` (a resumed run's step)
 };
 
 // KV cache rows a generator needs: the decode batch (rollout.max_batch) and, in async mode with tool

@@ -226,6 +226,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();
   setup.metrics = &pipeline_metrics;
+  setup.policy_version = static_cast<int32_t>(first_step);
   // trace.enabled: every rollout (training and evals) recorded for torl replay; a resumed run traces
   // into a folder of its own, so the earlier part's trace is kept
   std::unique_ptr<actors::TraceRecorder> trace;

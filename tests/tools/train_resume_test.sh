@@ -1,7 +1,8 @@
 #!/bin/sh
 # kill -9 during torl train, then --resume: the metrics continue from the last checkpoint (each step
 # once), and every step trains on the same problems as an uninterrupted run, with the same rewards, and
-# ends with the same weights. The same for SIGTERM, which must end the run cleanly (exit 0) with a
+# ends with the same weights, with staleness 0 on every step (the generators' policy version continues
+# from the checkpoint's step). The same for SIGTERM, which must end the run cleanly (exit 0) with a
 # checkpoint of the last finished step. (The entropy bonus makes every step change the weights even though the
 # random fixture model earns the same reward everywhere.)
 # Usage (from the project root): train_resume_test.sh TORL OUTPUT_DIR
@@ -57,5 +58,7 @@ for name in ("killed", "stopped"):
         assert x["data/problems"] == y["data/problems"], (name, x["step"], x["data/problems"], y["data/problems"])
         assert x["reward/mean"] == y["reward/mean"], (name, x["step"], x["reward/mean"], y["reward/mean"])
         assert x["response/length_mean"] == y["response/length_mean"], (name, x["step"], x["response/length_mean"], y["response/length_mean"])
+        # the policy version is the optimizer step, also after --resume: on-policy data is never stale
+        assert y["staleness/max"] == 0, (name, y["step"], "staleness/max", y["staleness/max"])
 print("resumed run matches:", [s["data/problems"] for s in b])
 PY
