@@ -51,15 +51,29 @@ void take_ready_steps(Self self) {
     }
     report.mean_staleness = sampled ? static_cast<double>(staleness_sum) / static_cast<double>(sampled) : 0.0;
 
-    const auto samples = policy_samples(report.trajectories, s.setup.samples_per_prompt, s.setup.algorithm,
-                                        s.setup.unscored_reward, report.groups_equal, report.groups_filtered);
-    if (samples.empty()) {
-      report.skipped_because = "every group was filtered out (all rewards equal)";
-    } else if (auto stats = s.setup.trainer->step(samples); stats) {
+    auto batch = policy_samples(report.trajectories, s.setup.samples_per_prompt, s.setup.algorithm);
+    report.groups_equal = batch.groups_equal;
+    report.groups_filtered = batch.groups_filtered;
+    report.infra_failed = batch.infra_failed;
+    report.groups_too_small = batch.groups_too_small;
+    const auto trajectories = static_cast<double>(report.trajectories.size());
+    if (batch.infra_failed > s.setup.max_infra_failures * trajectories) {
+      throw std::runtime_error("step " + std::to_string(report.step) + ": " + std::to_string(batch.infra_failed) +
+                               " of " + std::to_string(report.trajectories.size()) +
+                               " trajectories failed in the infrastructure, more than train.max_infra_failures (" +
+                               std::to_string(s.setup.max_infra_failures) + "); the first: " + batch.first_infra_failure);
+    }
+    // Data parallel, every rank calls step (collectives), also with nothing to train on.
+    if (batch.samples.empty() && !s.setup.data_parallel) {
+      report.skipped_because = batch.groups_too_small > 0 ? "no group had 2 trajectories the infrastructure did not fail"
+                                                          : "every group was filtered out (all rewards equal)";
+    } else if (auto stats = s.setup.trainer->step(batch.samples); stats) {
       report.updated = true;
       report.stats = *stats;
-    } else {
+    } else if (stats.status().code() == StatusCode::kAborted) {
       report.skipped_because = stats.status().message();
+    } else {
+      throw std::runtime_error("policy update of step " + std::to_string(report.step) + ": " + stats.status().message());
     }
     const double trained = now_ms();
     report.train_ms = trained - start;
@@ -73,38 +87,48 @@ void take_ready_steps(Self self) {
 
 }  // namespace
 
-std::vector<model::PolicySample> policy_samples(const std::vector<Trajectory>& batch, int samples_per_prompt,
-                                                const config::AlgorithmConfig& algorithm, double unscored_reward,
-                                                int64_t& groups_equal, int64_t& groups_filtered) {
-  groups_equal = groups_filtered = 0;
-  const int64_t n = samples_per_prompt, groups = static_cast<int64_t>(batch.size()) / n;
-  std::vector<double> rewards;
-  for (const Trajectory& t : batch) rewards.push_back(t.score ? t.score->reward : unscored_reward);
-  const torch::Tensor r = torch::tensor(rewards, torch::kFloat64).reshape({groups, n});
-  const torch::Tensor advantages = model::group_advantages(r, algorithm.adv_epsilon);
-  const torch::Tensor equal = model::equal_reward_groups(r);
-  std::vector<model::PolicySample> samples;
-  for (int64_t g = 0; g < groups; ++g) {
-    if (equal[g].item<bool>()) {
-      ++groups_equal;
+BatchSamples policy_samples(const std::vector<Trajectory>& batch, int samples_per_prompt,
+                            const config::AlgorithmConfig& algorithm) {
+  BatchSamples out;
+  const size_t n = static_cast<size_t>(samples_per_prompt);
+  for (size_t begin = 0; begin < batch.size(); begin += n) {
+    std::vector<const Trajectory*> group;
+    for (size_t i = begin; i < std::min(batch.size(), begin + n); ++i) {
+      const std::string failure = batch[i].infra_failure();
+      if (failure.empty()) {
+        group.push_back(&batch[i]);
+        continue;
+      }
+      if (out.infra_failed++ == 0) out.first_infra_failure = "trajectory " + std::to_string(batch[i].id()) + ": " + failure;
+    }
+    if (group.size() < 2) {
+      ++out.groups_too_small;
+      continue;
+    }
+    std::vector<double> rewards;
+    for (const Trajectory* t : group) rewards.push_back(t->score->reward);
+    const torch::Tensor r = torch::tensor(rewards, torch::kFloat64).reshape({1, static_cast<int64_t>(group.size())});
+    const torch::Tensor advantages = model::group_advantages(r, algorithm.adv_epsilon);
+    if (model::equal_reward_groups(r)[0].item<bool>()) {
+      ++out.groups_equal;
       if (algorithm.filter_equal_groups) {
-        ++groups_filtered;
+        ++out.groups_filtered;
         continue;
       }
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const Trajectory& t = batch[static_cast<size_t>(g * n + i)];
+    for (size_t i = 0; i < group.size(); ++i) {
+      const Trajectory& t = *group[i];
       if (t.response.empty()) continue;
       model::PolicySample sample;
       sample.prompt = t.job.prompt;
       sample.response = t.response;
       sample.loss_mask = t.loss_mask;
       sample.old_logprobs = t.logprobs;
-      sample.advantage = static_cast<float>(advantages[g][i].item<double>());
-      samples.push_back(std::move(sample));
+      sample.advantage = static_cast<float>(advantages[0][static_cast<int64_t>(i)].item<double>());
+      out.samples.push_back(std::move(sample));
     }
   }
-  return samples;
+  return out;
 }
 
 LearnerApi::behavior_type learner_actor(Self self, LearnerSetup setup) {

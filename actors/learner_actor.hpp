@@ -28,6 +28,8 @@ struct StepReport {
   model::StepStats stats;
   int64_t groups_equal = 0;            // groups whose rewards were all equal
   int64_t groups_filtered = 0;         // of those, left out (algorithm.filter_equal_groups)
+  int64_t infra_failed = 0;            // trajectories the infrastructure failed, left out of the update
+  int64_t groups_too_small = 0;        // groups left with fewer than 2 trajectories by that, left out
   int64_t max_staleness = 0;           // the largest step - version of a sampled token in the batch
   double mean_staleness = 0;
   double wait_ms = 0;                  // from the previous step's end until this batch was complete
@@ -41,8 +43,11 @@ struct LearnerSetup {
   std::vector<GeneratorApi> generators;      // receive every new version
   int prompts_per_step = 1, samples_per_prompt = 1;  // of the whole step: job id / (P * n) is its step
   int groups_here = 1;                       // groups of a step this learner trains on (its data-parallel share)
+  bool data_parallel = false;                // the trainer has ranks to meet in every step
   config::AlgorithmConfig algorithm;
-  double unscored_reward = -1.0;             // the reward of a trajectory that failed before scoring
+  // A step where more than this fraction of the trajectories failed in the infrastructure ends the run
+  // (train.max_infra_failures); fewer are left out and counted.
+  double max_infra_failures = 0.1;
   int64_t first_step = 0;                    // steps already done (a resumed run)
   std::function<void(StepReport&)> on_step;  // on the learner's thread
 };
@@ -57,11 +62,21 @@ struct LearnerState {
 
 LearnerApi::behavior_type learner_actor(LearnerApi::stateful_pointer<LearnerState> self, LearnerSetup setup);
 
-// The policy samples of a batch (group by group, samples_per_prompt each): rewards, group advantages
-// (model::group_advantages), equal-reward groups counted and, with filter_equal_groups, left out.
-// Trajectories without a response are left out too.
-std::vector<model::PolicySample> policy_samples(const std::vector<Trajectory>& batch, int samples_per_prompt,
-                                                const config::AlgorithmConfig& algorithm, double unscored_reward,
-                                                int64_t& groups_equal, int64_t& groups_filtered);
+// What a batch gives the update.
+struct BatchSamples {
+  std::vector<model::PolicySample> samples;
+  int64_t groups_equal = 0;      // groups whose rewards were all equal
+  int64_t groups_filtered = 0;   // of those, left out (algorithm.filter_equal_groups)
+  int64_t infra_failed = 0;      // trajectories the infrastructure failed (Trajectory::infra_failure)
+  int64_t groups_too_small = 0;  // groups with fewer than 2 trajectories left: no advantage, left out
+  std::string first_infra_failure;  // the first such trajectory's id and reason
+};
+
+// The policy samples of a batch (group by group, samples_per_prompt each): trajectories that the
+// infrastructure failed are left out of their group and counted, then each group's advantages
+// (model::group_advantages over the trajectories left, at least 2); equal-reward groups counted and,
+// with filter_equal_groups, left out. Trajectories without a response add no sample.
+BatchSamples policy_samples(const std::vector<Trajectory>& batch, int samples_per_prompt,
+                            const config::AlgorithmConfig& algorithm);
 
 }  // namespace torl::actors

@@ -28,16 +28,18 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
   const ToolRules rules{setup.tool.max_calls, setup.tool.feedback, setup.rollout.max_response_tokens};
 
   // driver: holds the jobs; sandbox: the code runner; reward: scoring
-  driver_ = system.spawn(driver_actor, DriverSetup{std::move(on_finished), setup.trace});
-  sandbox_ = system.spawn(sandbox_actor, SandboxSetup{setup.runner, setup.trace});
-  RewardSetup reward{setup.reward, &setup.metrics->clock(), setup.trace};
-  reward_ = setup.detached ? system.spawn<caf::detached>(reward_actor, reward) : system.spawn(reward_actor, reward);
+  // each reports an exception that kills it to setup.on_fault
+  const auto& fault = setup.on_fault;
+  driver_ = spawn_reporting(system, false, "driver", fault, driver_actor, DriverSetup{std::move(on_finished), setup.trace});
+  sandbox_ = spawn_reporting(system, false, "sandbox", fault, sandbox_actor, SandboxSetup{setup.runner, setup.trace});
+  reward_ = spawn_reporting(system, setup.detached, "reward", fault, reward_actor,
+                            RewardSetup{setup.reward, &setup.metrics->clock(), setup.trace});
 
   // interceptor: the tool protocol between the generators, the sandbox and the reward
   InterceptorSetup interceptor{rules, setup.tokenizer, sandbox_, reward_, driver_,
                                sandbox_request_timeout(setup.tool, generators), std::chrono::milliseconds(60000),
                                setup.metrics, setup.trace};
-  interceptor_ = system.spawn(interceptor_actor, std::move(interceptor));
+  interceptor_ = spawn_reporting(system, false, "interceptor", fault, interceptor_actor, std::move(interceptor));
 
   // generators: one per model, each asking the driver for work as soon as it exists
   const ToolLoop loop(rules, *setup.tokenizer);
@@ -48,8 +50,8 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
                              setup.tool.max_pending,
                              setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace,
                              setup.policy_version};
-    generators_.push_back(setup.detached ? system.spawn<caf::detached>(generator_actor, std::move(generator))
-                                         : system.spawn(generator_actor, std::move(generator)));
+    generators_.push_back(spawn_reporting(system, setup.detached, "generator-" + std::to_string(g), fault,
+                                          generator_actor, std::move(generator)));
   }
 }
 
@@ -63,8 +65,8 @@ Pipeline::~Pipeline() {
 
 void Pipeline::submit(std::vector<RolloutJob> jobs) { caf::anon_send(driver_, jobs_atom::value, std::move(jobs)); }
 
-std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<RolloutJob> jobs,
-                                     const std::function<void(const Trajectory&)>& progress) {
+Expected<std::vector<Trajectory>> run_rollouts(const PipelineSetup& given, std::vector<RolloutJob> jobs,
+                                               const std::function<void(const Trajectory&)>& progress) {
   caf::actor_system_config config;
   config.set("logger.verbosity", caf::atom("quiet"));
   config.set("logger.file-verbosity", caf::atom("quiet"));
@@ -73,7 +75,15 @@ std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<Rol
   std::mutex mutex;
   std::condition_variable all_done;
   std::vector<Trajectory> finished;
+  std::string fault;  // the first actor that died, and why
   const size_t expected = jobs.size();
+  PipelineSetup setup = given;
+  setup.on_fault = [&](const std::string& actor, const std::string& what) {
+    if (given.on_fault) given.on_fault(actor, what);
+    std::lock_guard lock(mutex);
+    if (fault.empty()) fault = "the " + actor + " actor failed: " + what;
+    all_done.notify_all();
+  };
   {
     Pipeline pipeline(system, setup, [&](Trajectory trajectory) {
       if (progress) progress(trajectory);
@@ -83,9 +93,10 @@ std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<Rol
     });
     pipeline.submit(std::move(jobs));
     std::unique_lock lock(mutex);
-    all_done.wait(lock, [&] { return finished.size() == expected; });
+    all_done.wait(lock, [&] { return finished.size() == expected || !fault.empty(); });
   }
   setup.metrics->stop();
+  if (!fault.empty()) return Status(StatusCode::kInternal, fault);
   std::sort(finished.begin(), finished.end(), [](const Trajectory& a, const Trajectory& b) { return a.id() < b.id(); });
   return finished;
 }

@@ -10,6 +10,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/faults.hpp"
 #include "actors/messages.hpp"
 #include "actors/metrics.hpp"
 #include "actors/trace.hpp"
@@ -34,6 +35,7 @@ struct PipelineSetup {
   TraceRecorder* trace = nullptr;        // may be null
   bool detached = true;                  // generators and reward on their own threads (off under the test scheduler)
   int32_t policy_version = 0;            // training: the optimizer steps behind `weights` (a resumed run's step)
+  FaultHandler on_fault;                 // an actor died of an exception (see faults.hpp)
 };
 
 // KV cache rows a generator needs: the decode batch (rollout.max_batch) and, in async mode with tool
@@ -72,8 +74,9 @@ class Pipeline {
 };
 
 // Runs `jobs` to the end on a fresh actor system and returns their trajectories in job order.
-// `progress` (may be empty) hears each finished trajectory, on the driver's thread.
-std::vector<Trajectory> run_rollouts(const PipelineSetup& setup, std::vector<RolloutJob> jobs,
+// `progress` (may be empty) hears each finished trajectory, on the driver's thread. Errors: an actor
+// died of an exception ("the generator-0 actor failed: ..."); setup.on_fault hears it too.
+Expected<std::vector<Trajectory>> run_rollouts(const PipelineSetup& setup, std::vector<RolloutJob> jobs,
                                      const std::function<void(const Trajectory&)>& progress = {});
 
 }  // namespace torl::actors

@@ -24,6 +24,17 @@ int Trajectory::tool_errors() const {
 
 bool Trajectory::code_failed() const { return tool_errors() > 0; }
 
+std::string Trajectory::infra_failure() const {
+  for (size_t i = 0; i < tool_calls.size(); ++i) {
+    const auto& result = tool_calls[i].result;
+    if (result.status != sandbox::ExecutionStatus::kSandboxError) continue;
+    const std::string& why = result.stderr_text;
+    return "sandbox failed call " + std::to_string(i + 1) + ": " + why.substr(0, why.find('\n'));
+  }
+  if (!score) return error.empty() ? std::string("not scored") : error;
+  return "";
+}
+
 Json to_json(const Trajectory& t) {
   Json calls = Json::array();
   for (const ToolCall& call : t.tool_calls) {

@@ -75,6 +75,12 @@ struct Trajectory {
   int64_t id() const { return job.id; }
   bool code_failed() const;         // some execution did not end with status ok
   int tool_errors() const;          // executions that did not end with status ok
+  // Why the infrastructure, not the model, failed this trajectory ("" when it did not): the sandbox
+  // failed a call (sandbox_error: a worker died, no result in time, the service unreachable), or it
+  // was never scored (the reward failed or timed out). Such a trajectory says nothing about the policy
+  // and is not trained on. (A prompt or response that does not fit the cache is the data's limit, like
+  // max_response_tokens: scored as it stands.)
+  std::string infra_failure() const;
 };
 
 // The whole record as one JSON object (tokens, text, tool calls with full results, score): what

@@ -12,6 +12,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kTimeout: return "timeout";
     case StatusCode::kInternal: return "internal";
     case StatusCode::kUnimplemented: return "unimplemented";
+    case StatusCode::kAborted: return "aborted";
   }
   return "unknown";
 }

@@ -24,6 +24,8 @@ enum class StatusCode {
   kTimeout,          // a deadline passed
   kInternal,         // a bug in torl; the message says which invariant
   kUnimplemented,    // a feature that is not built (yet)
+  kAborted,          // gave up without changing anything, and the caller may go on (a training step
+                     // with nothing to train on, a non-finite gradient)
 };
 
 // Name of a code, e.g. "invalid argument".

@@ -329,6 +329,11 @@ struct TrainConfig {
   // about 4 x logits_chunk x vocabulary floats whatever the batch and length; 0 = all at once (kept by
   // autograd for the backward). The same values and gradients either way.
   int logits_chunk = 1024;
+  // Trajectories that the infrastructure failed (a sandbox fault, a reward that failed or timed out)
+  // say nothing about the policy: they are left out of their group (a group left
+  // with fewer than 2 is skipped) and counted in trajectories/infra_failed. A step where more than this
+  // fraction of its trajectories failed so ends the run with the first one's reason.
+  double max_infra_failures = 0.1;
   int checkpoint_every = 50;     // steps between checkpoints; 0 = only at the end
   int keep_checkpoints = 3;      // newest checkpoints kept
   int eval_every = 0;            // steps between evals on data.eval_files; 0 = off
@@ -348,6 +353,7 @@ struct TrainConfig {
     v("master_dtype", master_dtype);
     v("micro_batch_tokens", micro_batch_tokens, {.min = 0});
     v("logits_chunk", logits_chunk, {.min = 0});
+    v("max_infra_failures", max_infra_failures, {.min = 0, .max = 1});
     v("checkpoint_every", checkpoint_every, {.min = 0});
     v("keep_checkpoints", keep_checkpoints, {.min = 1});
     v("eval_every", eval_every, {.min = 0});

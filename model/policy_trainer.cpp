@@ -296,7 +296,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
     normaliser = global[0];
   }
   TORL_RETURN_IF_ERROR(refused);
-  if (normaliser == 0) return invalid_argument("policy update: no model token in the batch (all masked)");
+  if (normaliser == 0) return Status(StatusCode::kAborted, "policy update: no model token in the batch (all masked)");
   options.normaliser = normaliser;
 
   // ---- forward and backward, one micro-batch at a time ----
@@ -439,7 +439,7 @@ Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples
     const double grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
     if (!std::isfinite(grad_norm)) {
       optimizer_->zero_grad();
-      return Status(StatusCode::kInternal,
+      return Status(StatusCode::kAborted,
                     "policy update at step " + std::to_string(step_count_) + ": gradient norm is " +
                         std::to_string(grad_norm) + "; the step was skipped (check the learning rate and dtype)");
     }

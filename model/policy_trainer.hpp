@@ -91,8 +91,9 @@ class PolicyTrainer {
 
   // One optimizer step on `samples` (the whole step's batch, or this rank's share of it; a rank's
   // share may be empty): compute_gradients, then clip and step.
-  // Errors (nothing is changed): malformed samples (which one and why), no model token in the batch,
-  // a non-finite gradient norm, a LibTorch failure such as out of memory. Data parallel, every rank
+  // Errors (nothing is changed): malformed samples (which one and why), a LibTorch failure such as
+  // out of memory; kAborted (the run may go on without this step): no model token in the batch (on
+  // any rank), a non-finite gradient norm. Data parallel, every rank
   // fails when one does (the others say so), so that none is left waiting in a collective; a failed
   // collective (a rank died or timed out) is an error too, after which the group is unusable.
   Expected<StepStats> step(const std::vector<PolicySample>& samples);

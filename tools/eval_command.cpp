@@ -160,11 +160,12 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
       << rows.size() << " data sets, C = " << config.tool.max_calls << ", " << config.rollout.generators
       << " generator(s) x " << config.rollout.max_batch << " slots\n";
   Progress progress(err, jobs.size());
-  const std::vector<Trajectory> trajectories =
-      actors::run_rollouts(setup, std::move(jobs), [&](const Trajectory& t) { progress.finished(t); });
+  const auto rolled = actors::run_rollouts(setup, std::move(jobs), [&](const Trajectory& t) { progress.finished(t); });
   if (trace) {
     if (Status closed = trace->close(); !closed.ok()) err << "torl eval: " << closed.message() << "\n";
   }
+  if (!rolled) return err << "torl eval: " << rolled.status().message() << "\n", kExitFailed;
+  const std::vector<Trajectory>& trajectories = *rolled;
 
   // ---- results: JSONL per data set, the table, the summary ----
   std::map<std::string, std::ofstream> files;
@@ -269,8 +270,8 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
       << " workers)\n";
   out << "| mode | C | trajectories/s | generator busy | tokens/s | decode batch | tool calls | tool p50 / p99 ms | vs C=0 |\n"
       << "|---|---|---|---|---|---|---|---|---|\n";
-  // One pipeline run of the first n jobs; counts the right answers.
-  const auto run = [&](config::RolloutMode mode, int calls, int64_t n, int64_t& correct) {
+  // One pipeline run of the first n jobs; counts the right answers. Errors: an actor failed.
+  const auto run = [&](config::RolloutMode mode, int calls, int64_t n, int64_t& correct) -> Expected<actors::MetricsSnapshot> {
     actors::PipelineSetup setup;
     setup.rollout = config.rollout;
     setup.rollout.mode = mode;
@@ -295,13 +296,16 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
       jobs[i].sampling.temperature = 0;
     }
     correct = 0;
-    for (const auto& t : actors::run_rollouts(setup, std::move(jobs))) {
-      correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-    }
+    const auto rolled = actors::run_rollouts(setup, std::move(jobs));
+    if (!rolled) return rolled.status();
+    for (const auto& t : *rolled) correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
     return metrics.snapshot();
   };
   int64_t correct = 0;
-  run(config::RolloutMode::kAsync, 1, std::min<int64_t>(trajectories, batch), correct);  // warm-up: allocator, pool
+  // warm-up: allocator, pool
+  if (auto warm = run(config::RolloutMode::kAsync, 1, std::min<int64_t>(trajectories, batch), correct); !warm) {
+    return err << "torl eval bench: " << warm.status().message() << "\n", kExitFailed;
+  }
 
   // Every configuration `repeat` times, interleaved (so that a slow spell of the machine hits all of
   // them alike); the table shows each one's median run by trajectories/s.
@@ -311,7 +315,9 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
   for (int64_t r = 0; r < repeat; ++r) {
     for (const auto mode : modes) {
       for (const int calls : all_calls) {
-        runs[{static_cast<int>(mode), calls}].push_back(run(mode, calls, trajectories, correct));
+        auto one = run(mode, calls, trajectories, correct);
+        if (!one) return err << "torl eval bench: " << one.status().message() << "\n", kExitFailed;
+        runs[{static_cast<int>(mode), calls}].push_back(*one);
         if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";
       }
     }

@@ -40,6 +40,33 @@ namespace {
 
 using actors::Trajectory;
 
+// Tests: TORL_TEST_FAULT=ACTOR:N injects an exception into an actor, to show that a failed actor ends
+// the run: "learner:N" after step N, "generator:N" on the generator's Nth forward pass. -1 when unset.
+int64_t injected_fault(std::string_view actor) {
+  const char* value = std::getenv("TORL_TEST_FAULT");
+  const std::string prefix = std::string(actor) + ":";
+  if (value == nullptr || std::string_view(value).rfind(prefix, 0) != 0) return -1;
+  return std::atoll(value + prefix.size());
+}
+
+// The generator's model with TORL_TEST_FAULT=generator:N: the Nth extend throws.
+class FaultyLm final : public model::CausalLm {
+ public:
+  FaultyLm(model::CausalLm& inner, int64_t fail_at) : inner_(inner), fail_at_(fail_at) {}
+  int64_t max_slots() const override { return inner_.max_slots(); }
+  int64_t max_length() const override { return inner_.max_length(); }
+  torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override {
+    if (++calls_ == fail_at_) throw std::runtime_error("injected fault (TORL_TEST_FAULT) in forward pass " + std::to_string(calls_));
+    return inner_.extend(slots, tokens);
+  }
+  void clear(int64_t slot) override { inner_.clear(slot); }
+
+ private:
+  model::CausalLm& inner_;
+  int64_t fail_at_;
+  int64_t calls_ = 0;
+};
+
 constexpr std::string_view kUsage =
     "usage: torl train CONFIG [--set KEY=VALUE]... [--resume] [--nproc N]\n"
     "\n"
@@ -215,13 +242,14 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (!runner) return err << "torl train: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
   const int64_t cache_length = config.data.max_prompt_tokens + config.rollout.max_response_tokens + 1;
   model::Qwen2CausalLm lm(*sampler, actors::generator_slots(config.rollout, config.tool), cache_length);
+  FaultyLm faulty_lm(lm, injected_fault("generator"));
   actors::PipelineMetrics pipeline_metrics(1);
   actors::PipelineSetup setup;
   setup.rollout = config.rollout;
   setup.tool = config.tool;
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
-  setup.models = {&lm};
+  setup.models = {injected_fault("generator") > 0 ? static_cast<model::CausalLm*>(&faulty_lm) : &lm};
   setup.weights = {&*sampler};
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();
@@ -260,6 +288,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   const int64_t kill_after = hook_step("TORL_TEST_KILL_AFTER_STEP");
   const int64_t term_after = hook_step("TORL_TEST_TERM_AFTER_STEP");
   const int64_t term_parent_after = hook_step("TORL_TEST_TERM_PARENT_AFTER_STEP");
+  const int64_t learner_fault_after = injected_fault("learner");
   // Ranks stop together (a step has collectives); one process may stop between steps on its own.
   const auto stopping = [&] { return stop_agreed || (rank.world == 1 && stop_signal != 0); };  // under mutex
   const auto write_checkpoint_at = [&](int64_t step) {
@@ -281,7 +310,8 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   learner.samples_per_prompt = config.rollout.samples_per_prompt;
   learner.groups_here = config.rollout.prompts_per_step / rank.world;
   learner.algorithm = config.algorithm;
-  learner.unscored_reward = config.reward.no_answer;
+  learner.max_infra_failures = config.train.max_infra_failures;
+  learner.data_parallel = rank.world > 1;
   learner.first_step = first_step;
   learner.on_step = [&](actors::StepReport& report) {
     Status written;
@@ -302,6 +332,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     }
     if (due) written = write_checkpoint_at(report.step);
     if (report.step == kill_after) std::raise(SIGKILL);
+    if (report.step == learner_fault_after) throw std::runtime_error("injected fault (TORL_TEST_FAULT) after step " + std::to_string(report.step));
     if (report.step == term_after) {  // twice, as a supervisor and a launcher both deliver it
       std::raise(SIGTERM);
       std::raise(SIGTERM);
@@ -372,6 +403,14 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     system_config.set("logger.verbosity", caf::atom("quiet"));
     system_config.set("logger.file-verbosity", caf::atom("quiet"));
     caf::actor_system system(system_config);
+    // An actor that dies of an exception (out of memory, a bug) ends the run with its name and error;
+    // nothing after the last checkpoint is saved, nothing is trained on what it left unfinished.
+    setup.on_fault = [&](const std::string& actor, const std::string& what) {
+      std::lock_guard lock(mutex);
+      if (failure.ok()) failure = Status(StatusCode::kInternal, "the " + actor + " actor failed: " + what);
+      if (endpoint) endpoint->failed(failure.message());
+      stepped.notify_all();
+    };
     actors::LearnerApi learner_actor;
     actors::Pipeline pipeline(system, setup, [&](Trajectory t) {
       if (t.id() >= kEvalIds) return eval_finished(t);
@@ -379,7 +418,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     });
     learner.generators = pipeline.generators();
     // moved: a handle left here would keep the generators alive and the system from shutting down
-    learner_actor = system.spawn<caf::detached>(actors::learner_actor, std::move(learner));
+    learner_actor = actors::spawn_reporting(system, true, "learner", setup.on_fault, actors::learner_actor, std::move(learner));
 
     // feed step k's groups once the weights are at least version k - max_staleness, and the evals
     // due once a step is done (at the weights of that step)
@@ -417,7 +456,14 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (trace) {
     if (Status s = trace->close(); !s.ok()) err << "torl train: " << s.message() << "\n";
   }
-  if (!failure.ok()) return err << "torl train: " << failure.message() << "\n", kExitFailed;
+  if (!failure.ok()) {
+    err << "torl train: " << failure.message() << "\n";
+    if (lead && checkpointed > 0) {
+      err << "torl train: the last checkpoint, of step " << checkpointed << ", is in " << (run_dir / "checkpoints").string()
+          << "; continue with --resume\n";
+    }
+    return kExitFailed;
+  }
   if (!lead) return kExitOk;
   if (done < steps) {  // stopped by a signal
     if (checkpointed != done) {

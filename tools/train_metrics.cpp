@@ -20,10 +20,12 @@ BatchSums batch_sums(const actors::StepReport& r, model::GradientSync* sync, boo
     b.with_tool += !t.tool_calls.empty();
     b.trajectories += 1;
   }
+  b.infra_failed = static_cast<double>(r.infra_failed);
+  b.groups_too_small = static_cast<double>(r.groups_too_small);
   b.stop_requests = stop_requested ? 1 : 0;
   if (sync) {
     double* fields[] = {&b.reward, &b.correct, &b.tool_calls, &b.tool_errors, &b.response_tokens, &b.with_tool,
-                        &b.trajectories, &b.stop_requests};
+                        &b.trajectories, &b.infra_failed, &b.groups_too_small, &b.stop_requests};
     std::vector<double> values;
     for (double* f : fields) values.push_back(*f);
     torch::Tensor all = torch::tensor(values, torch::kFloat64);
@@ -60,6 +62,8 @@ Json step_line(const actors::StepReport& r, const BatchSums& b, const std::vecto
            r.stats.padded_tokens > 0 ? 1.0 - static_cast<double>(r.stats.total_tokens) / r.stats.padded_tokens : 0.0},
           {"groups/all_equal", r.groups_equal},
           {"groups/filtered", r.groups_filtered},
+          {"groups/too_small", b.groups_too_small},
+          {"trajectories/infra_failed", b.infra_failed},
           {"staleness/max", r.max_staleness},
           {"staleness/mean", r.mean_staleness},
           {"time/rollout_wait_s", r.wait_ms / 1000.0},
@@ -84,6 +88,9 @@ std::string step_text(const Json& line, int64_t steps) {
        << line["optim/lr"].get<double>() << std::fixed << std::setprecision(1) << "  "
        << line["time/rollout_wait_s"].get<double>() + line["time/train_s"].get<double>() << " s (rollout "
        << line["time/rollout_wait_s"].get<double>() << ", train " << line["time/train_s"].get<double>() << ")";
+  if (const double failed = line["trajectories/infra_failed"].get<double>(); failed > 0) {
+    text << "  " << std::setprecision(0) << failed << " trajectories failed by the infrastructure, left out";
+  }
   if (!line["updated"].get<bool>()) text << "  NO UPDATE: " << line["skipped_because"].get<std::string>();
   return text.str();
 }

@@ -20,6 +20,8 @@ struct BatchSums {
   double reward = 0, correct = 0, tool_calls = 0, tool_errors = 0, response_tokens = 0;
   double with_tool = 0;      // trajectories that called the tool
   double trajectories = 0;
+  double infra_failed = 0;   // left out of the update: failed by the infrastructure
+  double groups_too_small = 0;
   double stop_requests = 0;  // ranks that were asked to stop (SIGINT/SIGTERM): > 0 stops every rank
 };
 

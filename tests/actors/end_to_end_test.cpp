@@ -40,7 +40,11 @@ class ScriptedRig {
     setup_.metrics = &metrics_;
   }
 
-  std::vector<Trajectory> run(std::vector<RolloutJob> jobs) { return run_rollouts(setup_, std::move(jobs)); }
+  std::vector<Trajectory> run(std::vector<RolloutJob> jobs) {
+    auto rolled = run_rollouts(setup_, std::move(jobs));
+    REQUIRE_MESSAGE(rolled.ok(), rolled.status().to_string());
+    return std::move(*rolled);
+  }
   const PipelineMetrics& metrics() const { return metrics_; }
 
   static const model::Tokenizer& tokenizer() {
@@ -142,7 +146,7 @@ TEST_SUITE("actors") {
     CHECK(rig.metrics().snapshot().tool_calls == 3);
   }
 
-  TEST_CASE("a sandbox worker killed mid-step costs no trajectory: the step gets every sample, scored") {
+  TEST_CASE("a sandbox worker killed mid-step: every trajectory comes back scored, the failed one is left out of the update") {
     const auto ids = ScriptedRig::ids;
     // One step: 2 prompts x 4 samples. Sample 3 of the first group kills its worker process (as the
     // OOM killer would) while the others' code runs on the other worker and after it.
@@ -185,10 +189,12 @@ TEST_SUITE("actors") {
         CHECK(t.tool_calls[0].observation == "42");
       }
     }
-    int64_t groups_equal = 0, groups_filtered = 0;
-    config::AlgorithmConfig algorithm;
-    const auto samples = policy_samples(batch, 4, algorithm, -1.0, groups_equal, groups_filtered);
-    CHECK(samples.size() == 8);  // every trajectory reaches the update
+    // the killed call is the infrastructure's failure: its trajectory is left out of its group and counted
+    const auto samples = policy_samples(batch, 4, config::AlgorithmConfig{});
+    CHECK(samples.infra_failed == 1);
+    CHECK(samples.first_infra_failure.find("trajectory 3: sandbox failed call 1") != std::string::npos);
+    CHECK(samples.groups_too_small == 0);
+    CHECK(samples.samples.size() == 7);
 
     // The pool replaced the worker: the next step's code runs on both workers again.
     std::vector<RolloutJob> next(jobs.begin() + 4, jobs.end());
