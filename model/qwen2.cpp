@@ -384,15 +384,20 @@ TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& 
   return tensors;
 }
 
-Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype) {
+Qwen2Config bench_model_config(int64_t vocabulary, int64_t max_positions) {
   Qwen2Config config;
-  config.vocab_size = 4096;
+  config.vocab_size = vocabulary;
   config.hidden_size = 256;
   config.intermediate_size = 704;
   config.num_hidden_layers = 4;
   config.num_attention_heads = 4;
   config.num_key_value_heads = 2;
-  config.max_position_embeddings = 4096;
+  config.max_position_embeddings = max_positions;
+  return config;
+}
+
+Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype) {
+  const Qwen2Config config = bench_model_config();
   torch::manual_seed(0);
   return Qwen2Model::from_tensors(config, random_weights(config, torch::kFloat32), "random model", device, dtype);
 }

@@ -145,8 +145,12 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // zeros for biases; no lm_head when tied), for benchmarks that need a model of a given shape.
 TensorMap random_weights(const Qwen2Config& config, const torch::TensorOptions& options);
 
-// The benchmarks' model: 4 layers, d=256, 4 heads / 2 kv heads, vocabulary 4096, random weights
-// (seed 0). Speed does not depend on the weights.
+// The benchmarks' shape: 4 layers, d=256, MLP 704, 4 heads / 2 kv heads, the given vocabulary, up to
+// max_positions tokens.
+Qwen2Config bench_model_config(int64_t vocabulary = 4096, int64_t max_positions = 4096);
+
+// The benchmarks' model (bench_model_config()) with random weights (seed 0). Speed does not depend on
+// the weights.
 Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype);
 
 }  // namespace torl::model

@@ -22,10 +22,13 @@
 #include "actors/pipeline.hpp"
 #include "actors/trace.hpp"
 #include "actors/train_data.hpp"
+#include "config/load.hpp"
 #include "model/checkpoint.hpp"
 #include "model/data_parallel.hpp"
 #include "model/device.hpp"
+#include "model/memory_plan.hpp"
 #include "model/qwen2_causal_lm.hpp"
+#include "model/train_bench.hpp"
 #include "sandbox/code_runner.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
@@ -69,6 +72,16 @@ class FaultyLm final : public model::CausalLm {
 
 constexpr std::string_view kUsage =
     "usage: torl train CONFIG [--set KEY=VALUE]... [--resume] [--nproc N]\n"
+    "       torl train CONFIG [--set KEY=VALUE]... --plan [--device-memory GIB] [--model-config FILE]\n"
+    "       torl train bench [--sequences B] [--length T] [--vocabulary V] [--repeat R]\n"
+    "\n"
+    "--plan prints the memory each learner process (with its generators) will need for this config,\n"
+    "item by item, without loading weights (from model.path/config.json, or --model-config FILE, e.g.\n"
+    "../shared/fixtures/configs/qwen2.5-math-7b.json), and with --device-memory whether it fits and which\n"
+    "settings would make it fit. bench measures one update of a random 4-layer model on B x T tokens\n"
+    "(default 8 x 2048, vocabulary 32768) on the CPU with gradient checkpointing and logits chunking off\n"
+    "and on: step time and peak resident memory (medians of R runs each, interleaved), beside --plan's\n"
+    "estimate for the same settings.\n"
     "\n"
     "Trains the model of model.path with GRPO on data.train_files for train.steps steps, with the tool\n"
     "loop of tool.* in every rollout. The run folder is run.output_dir/run.name: metrics.jsonl (one line a\n"
@@ -550,8 +563,93 @@ int launch_ranks(const Args& args, int nproc, std::ostream& err) {
 
 }  // namespace
 
+int plan(const std::string& file, const std::vector<std::string>& sets, const std::string& model_config,
+         double device_gib, std::ostream& out, std::ostream& err) {
+  config::LoadOptions load;
+  load.overrides = sets;
+  load.require_paths = false;  // planning may happen before the weights and data are there
+  auto config = config::load_config_or_error(file, load);
+  if (!config) return err << "torl train --plan: " << config.status().message() << "\n", kExitUsage;
+  const std::filesystem::path json =
+      model_config.empty() ? std::filesystem::path(config->model.path) / "config.json" : std::filesystem::path(model_config);
+  auto shape = model::Qwen2Config::load(json);
+  if (!shape) return err << "torl train --plan: " << shape.status().message() << "\n", kExitUsage;
+  model::MemoryPlanInput in;
+  in.model = *shape;
+  in.dtype = model::scalar_type(config->model.dtype);
+  in.master_copy = c10::elementSize(in.dtype) < 4 && config->train.master_dtype == config::DType::kFloat32;
+  in.gradient_checkpointing = config->model.gradient_checkpointing;
+  in.reference = config->algorithm.kl_coef > 0;
+  in.length = config->data.max_prompt_tokens + config->rollout.max_response_tokens;
+  in.sequences = config->train.micro_batch;
+  if (config->train.micro_batch_tokens > 0) {
+    in.sequences = std::clamp<int64_t>(config->train.micro_batch_tokens / in.length, 1, in.sequences);
+  }
+  in.logits_chunk = config->train.logits_chunk;
+  in.generators = config->rollout.generators;
+  in.cache_slots = actors::generator_slots(config->rollout, config->tool);
+  in.cache_length = in.length + 1;
+  out << "torl train --plan: " << config->run.name << ": " << json.string() << ", " << model::parameter_count(*shape)
+      << " parameters in " << c10::toString(in.dtype) << (in.master_copy ? " with float32 masters" : "")
+      << "; micro-batch " << in.sequences << " x " << in.length << " tokens; per learner process\n\n"
+      << model::format_memory_plan(model::plan_memory(in), in, device_gib);
+  return kExitOk;
+}
+
+int bench(const Args& args, std::ostream& out, std::ostream& err) {
+  model::TrainBenchShape shape;
+  long sequences = shape.sequences, length = shape.length, vocabulary = shape.vocabulary, repeat = 1;
+  ArgReader reader(args);
+  while (!reader.done()) {
+    if (reader.integer("--sequences", sequences) || reader.integer("--length", length) ||
+        reader.integer("--vocabulary", vocabulary) || reader.integer("--repeat", repeat)) {
+      continue;
+    }
+    reader.fail("unexpected argument '" + reader.peek() + "'");
+  }
+  if (!reader.error().empty()) return usage_error(err, reader.error());
+  if (repeat < 1) return usage_error(err, "--repeat must be >= 1");
+  shape.sequences = sequences, shape.length = length, shape.vocabulary = vocabulary;
+  struct Setting {
+    bool checkpointing;
+    int64_t chunk;
+  };
+  const std::vector<Setting> settings = {{false, 0}, {true, 0}, {false, 1024}, {true, 1024}};
+  std::vector<std::vector<model::TrainBenchRun>> runs(settings.size());
+  for (long r = 0; r < repeat; ++r) {  // interleaved, so that a slow spell of the machine hits all alike
+    for (size_t i = 0; i < settings.size(); ++i) {
+      auto run = model::bench_train_step(shape, settings[i].checkpointing, settings[i].chunk);
+      if (!run) return err << "torl train bench: " << run.status().message() << "\n", kExitFailed;
+      err << "torl train bench: checkpointing " << (settings[i].checkpointing ? "on" : "off") << ", logits_chunk "
+          << settings[i].chunk << ": " << std::fixed << std::setprecision(1) << run->step_s << " s, peak "
+          << static_cast<double>(run->peak_bytes) / (1 << 20) << " MiB\n";
+      runs[i].push_back(*run);
+    }
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  out << "torl train bench: one update of a random 4-layer d=256 Qwen2 (4/2 heads, vocabulary " << vocabulary << ") on "
+      << sequences << " x " << length << " tokens, float32 on the CPU (" << torch::get_num_threads()
+      << " threads); medians of " << repeat << " run(s) each\n\n"
+      << "| gradient checkpointing | logits_chunk | step s | peak RSS MiB | --plan MiB | plan / measured |\n"
+      << "|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < settings.size(); ++i) {
+    std::vector<double> seconds, peaks;
+    for (const auto& run : runs[i]) seconds.push_back(run.step_s), peaks.push_back(static_cast<double>(run.peak_bytes));
+    const double peak = median(peaks), planned = static_cast<double>(runs[i].front().planned_bytes);
+    out << "| " << (settings[i].checkpointing ? "on" : "off") << " | " << settings[i].chunk << " | " << std::fixed
+        << std::setprecision(1) << median(seconds) << " | " << std::setprecision(0) << peak / (1 << 20) << " | "
+        << planned / (1 << 20) << " | " << std::setprecision(2) << planned / peak << " |\n";
+  }
+  return kExitOk;
+}
+
 int train_command(const Args& args, std::ostream& out, std::ostream& err) {
-  std::string file;
+  if (!args.empty() && args[0] == "bench") return bench(Args(args.begin() + 1, args.end()), out, err);
+  std::string file, model_config, device_memory;
+  bool planning = false;
   std::vector<std::string> sets;
   bool resume = false;
   long nproc = 0;  // 0: train.nproc
@@ -562,6 +660,11 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (reader.values("--set", sets) || reader.integer("--nproc", nproc)) continue;
+    if (reader.value("--model-config", model_config) || reader.value("--device-memory", device_memory)) continue;
+    if (reader.flag("--plan")) {
+      planning = true;
+      continue;
+    }
     if (reader.flag("--resume")) {
       resume = true;
       continue;
@@ -571,6 +674,15 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
   if (file.empty()) return usage_error(err, "missing CONFIG");
+  if (planning) {
+    char* end = nullptr;
+    const double gib = device_memory.empty() ? 0.0 : std::strtod(device_memory.c_str(), &end);
+    if (!device_memory.empty() && (*end != '\0' || !(gib > 0))) {
+      return usage_error(err, "--device-memory must be a size in GiB > 0 (got '" + device_memory + "')");
+    }
+    return plan(file, sets, model_config, gib, out, err);
+  }
+  if (!model_config.empty() || !device_memory.empty()) return usage_error(err, "--model-config and --device-memory go with --plan");
   if (nproc < 0 || nproc > 1024) return usage_error(err, "--nproc must be in [1, 1024]");
   if (nproc == 0 && !std::getenv("WORLD_SIZE")) {
     auto loaded = load_run_config(file, sets);

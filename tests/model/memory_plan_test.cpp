@@ -1,0 +1,88 @@
+// torl train --plan's arithmetic (model/memory_plan.hpp) on the real Qwen2.5-Math shapes
+// (../shared/fixtures/configs): parameter counts as HF reports them, what each setting changes, and the
+// advice when a plan does not fit. (How close the plan is to a measured peak: torl train bench.)
+#include <filesystem>
+#include <string>
+
+#include "model/memory_plan.hpp"
+
+// After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
+#include <doctest/doctest.h>
+
+namespace torl::model {
+namespace {
+
+Qwen2Config shape(const std::string& name) {
+  const auto file = std::filesystem::path(TORL_SOURCE_DIR) / ".." / "shared" / "fixtures" / "configs" / name;
+  INFO("fixture: " << file.string() << " is missing (see ../shared/fixtures)");
+  auto config = Qwen2Config::load(file);
+  REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+  return *config;
+}
+
+MemoryPlanInput bf16_run(const Qwen2Config& config) {
+  MemoryPlanInput in;
+  in.model = config;
+  in.dtype = torch::kBFloat16;
+  in.master_copy = true;
+  in.gradient_checkpointing = true;
+  in.sequences = 8;
+  in.length = 3472;
+  in.logits_chunk = 1024;
+  in.generators = 1;
+  in.cache_slots = 128;
+  in.cache_length = 3473;
+  return in;
+}
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+}  // namespace
+
+TEST_SUITE("model") {
+  TEST_CASE("memory plan: parameter counts of Qwen2.5-Math-1.5B and 7B") {
+    CHECK(parameter_count(shape("qwen2.5-math-1.5b.json")) == 1543714304);  // tied embeddings
+    CHECK(parameter_count(shape("qwen2.5-math-7b.json")) == 7615616512);
+  }
+
+  TEST_CASE("memory plan: what mixed precision, checkpointing and chunking each change") {
+    const auto config = shape("qwen2.5-math-1.5b.json");
+    const int64_t P = parameter_count(config);
+    auto in = bf16_run(config);
+    const auto plan = plan_memory(in);
+    CHECK(plan.bytes_of("policy weights") == 2 * P);
+    CHECK(plan.bytes_of("master weights") == 4 * P);
+    CHECK(plan.bytes_of("AdamW state") == 8 * P);
+    // KV cache: 28 layers x (k, v) x 128 slots x 2 kv heads x 3473 x 128 dims x 2 bytes
+    CHECK(plan.bytes_of("KV cache") == int64_t{28} * 2 * 128 * 2 * 3473 * 128 * 2);
+    CHECK(plan.bytes_of("logits") == int64_t{1024} * 151936 * (2 + 32));
+
+    auto pure = in;
+    pure.master_copy = false;
+    CHECK(plan_memory(pure).bytes_of("master weights") == 0);
+    CHECK(plan_memory(pure).bytes_of("AdamW state") == 4 * P);
+
+    auto unchecked = in;
+    unchecked.gradient_checkpointing = false;
+    CHECK(plan_memory(unchecked).bytes_of("activations") > 5 * plan.bytes_of("activations"));
+    auto unchunked = in;
+    unchunked.logits_chunk = 0;
+    CHECK(plan_memory(unchunked).bytes_of("logits") == int64_t{8} * 3472 * 151936 * (2 + 16));
+    CHECK(plan.total() < 80 * kGiB);
+  }
+
+  TEST_CASE("memory plan: a plan that does not fit names the settings that shrink it") {
+    auto in = bf16_run(shape("qwen2.5-math-7b.json"));
+    in.gradient_checkpointing = false;
+    in.logits_chunk = 0;
+    const auto plan = plan_memory(in);
+    const std::string text = format_memory_plan(plan, in, 80);
+    CHECK(text.find("does NOT fit in 80 GiB") != std::string::npos);
+    CHECK(text.find("model.gradient_checkpointing: true") != std::string::npos);
+    CHECK(text.find("train.logits_chunk") != std::string::npos);
+    const std::string fits = format_memory_plan(plan, in, 4096);
+    CHECK(fits.find("fits in 4096 GiB") != std::string::npos);
+  }
+}
+
+}  // namespace torl::model
