@@ -69,6 +69,23 @@ std::map<std::string, torch::Tensor> gradients(const Qwen2Model& model) {
   return out;
 }
 
+// Three rows sharing their first 6 tokens, then of different lengths (right padding): ids, attention
+// mask and positions, [3, 11] each.
+struct PaddedRows {
+  torch::Tensor ids, mask, pos;
+};
+PaddedRows shared_prefix_rows() {
+  const std::vector<std::vector<int64_t>> rows = {{5, 9, 2, 7, 7, 1, 40, 41, 42, 43, 44},
+                                                  {5, 9, 2, 7, 7, 1, 90, 91},
+                                                  {5, 9, 2, 7, 7, 1, 3, 4, 5, 6}};
+  const int64_t B = 3, T = 11;
+  auto ids = torch::zeros({B, T}, torch::kInt64), mask = torch::zeros({B, T}, torch::kInt64);
+  for (int64_t b = 0; b < B; ++b) {
+    for (size_t t = 0; t < rows[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = rows[b][t], mask[b][static_cast<int64_t>(t)] = 1;
+  }
+  return {ids, mask, torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T})};
+}
+
 double max_weight_difference(const Qwen2Model& a, const Qwen2Model& b) {
   const auto pa = a.named_parameters(), pb = b.named_parameters();
   double diff = 0;
@@ -140,16 +157,7 @@ TEST_SUITE("model") {
   TEST_CASE("log-probs with a shared prefix run once equal the full forward, values and gradients") {
     auto model = load_tiny();
     model.set_requires_grad(true);
-    // three rows sharing their first 6 tokens, then different lengths (right padding)
-    const std::vector<std::vector<int64_t>> rows = {{5, 9, 2, 7, 7, 1, 40, 41, 42, 43, 44},
-                                                    {5, 9, 2, 7, 7, 1, 90, 91},
-                                                    {5, 9, 2, 7, 7, 1, 3, 4, 5, 6}};
-    const int64_t B = 3, T = 11;
-    auto ids = torch::zeros({B, T}, torch::kInt64), mask = torch::zeros({B, T}, torch::kInt64);
-    for (int64_t b = 0; b < B; ++b) {
-      for (size_t t = 0; t < rows[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = rows[b][t], mask[b][static_cast<int64_t>(t)] = 1;
-    }
-    const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    const auto [ids, mask, pos] = shared_prefix_rows();
     const auto run = [&](int64_t shared) {
       for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
       const auto lp = token_logprobs(model, ids, mask, pos, {.temperature = 0.9, .shared_prefix = shared});
@@ -176,15 +184,7 @@ TEST_SUITE("model") {
       const double tolerance = f64 ? 1e-12 : 1e-6;
       auto model = load_tiny(dtype);
       model.set_requires_grad(true);
-      const std::vector<std::vector<int64_t>> rows = {{5, 9, 2, 7, 7, 1, 40, 41, 42, 43, 44},
-                                                      {5, 9, 2, 7, 7, 1, 90, 91},
-                                                      {5, 9, 2, 7, 7, 1, 3, 4, 5, 6}};
-      const int64_t B = 3, T = 11;
-      auto ids = torch::zeros({B, T}, torch::kInt64), mask = torch::zeros({B, T}, torch::kInt64);
-      for (int64_t b = 0; b < B; ++b) {
-        for (size_t t = 0; t < rows[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = rows[b][t], mask[b][static_cast<int64_t>(t)] = 1;
-      }
-      const auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+      const auto [ids, mask, pos] = shared_prefix_rows();
       const auto run = [&](bool checkpointing, const LogprobOptions& options) {
         model.set_gradient_checkpointing(checkpointing);
         for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
@@ -220,7 +220,7 @@ TEST_SUITE("model") {
         }
       }
       // Only the wanted positions are computed; the others are 0.
-      auto wanted = torch::zeros({B, T - 1}, torch::kBool);
+      auto wanted = torch::zeros({ids.size(0), ids.size(1) - 1}, torch::kBool);
       wanted.narrow(1, 5, 3).fill_(true);
       const auto [some, some_grads] = run(true, {.temperature = 0.9, .wanted = wanted, .chunk_positions = 2});
       const auto both = wanted & plain.valid;
