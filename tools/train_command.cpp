@@ -255,14 +255,15 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (!runner) return err << "torl train: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
   const int64_t cache_length = config.data.max_prompt_tokens + config.rollout.max_response_tokens + 1;
   model::Qwen2CausalLm lm(*sampler, actors::generator_slots(config.rollout, config.tool), cache_length);
-  FaultyLm faulty_lm(lm, injected_fault("generator"));
+  const int64_t generator_fault = injected_fault("generator");
+  FaultyLm faulty_lm(lm, generator_fault);
   actors::PipelineMetrics pipeline_metrics(1);
   actors::PipelineSetup setup;
   setup.rollout = config.rollout;
   setup.tool = config.tool;
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
-  setup.models = {injected_fault("generator") > 0 ? static_cast<model::CausalLm*>(&faulty_lm) : &lm};
+  setup.models = {generator_fault > 0 ? static_cast<model::CausalLm*>(&faulty_lm) : &lm};
   setup.weights = {&*sampler};
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();

@@ -55,7 +55,13 @@ TEST_SUITE("model") {
     CHECK(plan.bytes_of("AdamW state") == 8 * P);
     // KV cache: 28 layers x (k, v) x 128 slots x 2 kv heads x 3473 x 128 dims x 2 bytes
     CHECK(plan.bytes_of("KV cache") == int64_t{28} * 2 * 128 * 2 * 3473 * 128 * 2);
-    CHECK(plan.bytes_of("logits") == int64_t{1024} * 151936 * (2 + 32));
+    // a chunk's logits depend on logits_chunk, not on the micro-batch
+    auto longer = in;
+    longer.sequences *= 2;
+    CHECK(plan_memory(longer).bytes_of("logits") == plan.bytes_of("logits"));
+    auto half_chunk = in;
+    half_chunk.logits_chunk /= 2;
+    CHECK(2 * plan_memory(half_chunk).bytes_of("logits") == plan.bytes_of("logits"));
 
     auto pure = in;
     pure.master_copy = false;
@@ -67,7 +73,11 @@ TEST_SUITE("model") {
     CHECK(plan_memory(unchecked).bytes_of("activations") > 5 * plan.bytes_of("activations"));
     auto unchunked = in;
     unchunked.logits_chunk = 0;
-    CHECK(plan_memory(unchunked).bytes_of("logits") == int64_t{8} * 3472 * 151936 * (2 + 16));
+    // all at once, the logits grow with the micro-batch's tokens (and dwarf a chunk's)
+    auto unchunked_longer = unchunked;
+    unchunked_longer.sequences *= 2;
+    CHECK(plan_memory(unchunked_longer).bytes_of("logits") == 2 * plan_memory(unchunked).bytes_of("logits"));
+    CHECK(plan_memory(unchunked).bytes_of("logits") > 10 * plan.bytes_of("logits"));
     CHECK(plan.total() < 80 * kGiB);
   }
 
