@@ -7,6 +7,10 @@
 // - `\boxed 5` and `\boxed5`: the token runs to the next whitespace or '$'.
 #include "rewards/answer.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <set>
+
 #include "rewards/text_scan.hpp"
 
 namespace torl::rewards {
@@ -91,6 +95,32 @@ std::string_view phrase_answer(std::string_view text, std::size_t i) {
 }
 
 
+// ---- transport damage ----
+
+// LaTeX commands an answer uses, for telling a command from transport damage.
+bool is_known_command(std::string_view name) {
+  static const std::set<std::string, std::less<>> kCommands = {
+      "Delta", "Gamma", "Lambda", "Omega", "Phi", "Pi", "Psi", "Sigma", "Theta", "Xi", "alpha", "angle",
+      "approx", "arccos", "arccot", "arcsin", "arctan", "bar", "begin", "beta", "bigl", "bigr", "binom",
+      "bmod", "boxed", "cap", "cdot", "cdots", "cfrac", "chi", "circ", "cos", "cosh", "cot", "csc", "cup",
+      "dbinom", "ddot", "deg", "degree", "delta", "det", "dfrac", "displaystyle", "div", "dots", "emptyset",
+      "end", "epsilon", "equiv", "eta", "exp", "fbox", "frac", "gamma", "gcd", "ge", "geq", "gt", "hat",
+      "in", "infty", "iota", "kappa", "lambda", "langle", "lceil", "ldots", "le", "left", "leq", "lfloor",
+      "lg", "ln", "log", "lt", "mathbb", "mathbf", "mathrm", "mbox", "mid", "mod", "mp", "mu", "ne", "neq",
+      "nu", "omega", "operatorname", "overline", "phi", "pi", "pm", "pmod", "prime", "psi", "qquad", "quad",
+      "rangle", "rceil", "rfloor", "rho", "right", "sec", "setminus", "sigma", "sin", "sinh", "sqrt",
+      "subset", "tan", "tanh", "tau", "text", "textbf", "textrm", "tfrac", "theta", "times", "triangle",
+      "upsilon", "varepsilon", "varnothing", "varphi", "vartheta", "vec", "xi", "zeta"};
+  return kCommands.count(name) > 0;
+}
+
+// The letters of `text` from `at` on (a command name's length).
+size_t letters_at(std::string_view text, size_t at) {
+  size_t end = at;
+  while (end < text.size() && std::isalpha(static_cast<unsigned char>(text[end]))) ++end;
+  return end - at;
+}
+
 }  // namespace
 
 std::optional<std::string> extract_boxed(std::string_view text) {
@@ -129,7 +159,76 @@ std::optional<std::string> extract_answer(std::string_view text, bool use_fallba
   return std::nullopt;
 }
 
-std::string answer_from_text(std::string_view text) {
+std::string repair_transport(std::string_view text) {
+  const bool suspicious = std::any_of(text.begin(), text.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte >= 0x80;
+  });
+  if (!suspicious && text.find("\\\\") == std::string_view::npos && !text.ends_with('\\') && !text.ends_with(' ')) {
+    return std::string(text);  // the common case: nothing to repair
+  }
+  static constexpr std::pair<char, char> kEscapes[] = {
+      {'\f', 'f'}, {'\t', 't'}, {'\b', 'b'}, {'\r', 'r'}, {'\n', 'n'}, {'\a', 'a'}, {'\v', 'v'}};
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const auto escape = std::find_if(std::begin(kEscapes), std::end(kEscapes), [c](const auto& e) { return e.first == c; });
+    if (escape != std::end(kEscapes)) {
+      const size_t length = letters_at(text, i + 1);
+      if (length > 0 && is_known_command(std::string(1, escape->second) + std::string(text.substr(i + 1, length)))) {
+        out += '\\';
+        out += escape->second;
+        continue;
+      }
+    }
+    out += c;
+  }
+  // Runs of backslashes: all of even length, one before a command name = escaped twice.
+  bool all_even = true, doubled_command = false;
+  for (size_t i = 0; i < out.size();) {
+    if (out[i] != '\\') {
+      ++i;
+      continue;
+    }
+    size_t run = 0;
+    while (i + run < out.size() && out[i + run] == '\\') ++run;
+    all_even = all_even && run % 2 == 0;
+    const size_t length = letters_at(out, i + run);
+    if (run == 2 && length > 0 && is_known_command(std::string_view(out).substr(i + run, length))) doubled_command = true;
+    i += run;
+  }
+  std::string repaired;
+  repaired.reserve(out.size());
+  for (size_t i = 0; i < out.size();) {
+    if (out[i] != '\\') {
+      repaired += out[i++];
+      continue;
+    }
+    size_t run = 0;
+    while (i + run < out.size() && out[i + run] == '\\') ++run;
+    const size_t length = letters_at(out, i + run);
+    const bool before_command = length > 0 && is_known_command(std::string_view(out).substr(i + run, length));
+    const size_t keep = (all_even && doubled_command) || (run == 2 && before_command) ? run / 2 : run;
+    repaired.append(keep, '\\');
+    i += run;
+  }
+  static constexpr std::pair<std::string_view, std::string_view> kSpaces[] = {
+      {"\u00a0", " "}, {"\u2009", " "}, {"\u202f", " "}, {"\u200b", ""}, {"\ufeff", ""}, {"\u2013", "-"}};
+  for (const auto& [from, to] : kSpaces) {
+    for (size_t at = repaired.find(from); at != std::string::npos; at = repaired.find(from, at + to.size())) {
+      repaired.replace(at, from.size(), to);
+    }
+  }
+  while (!repaired.empty() && (repaired.back() == '\\' || std::isspace(static_cast<unsigned char>(repaired.back())))) {
+    repaired.pop_back();
+  }
+  return repaired;
+}
+
+
+std::string answer_from_text(std::string_view raw) {
+  const std::string text = repair_transport(raw);
   if (auto boxed = extract_boxed(text)) return *std::move(boxed);
   return std::string(strip_outer_delimiters(text));
 }

@@ -16,8 +16,18 @@ std::optional<std::string> extract_boxed(std::string_view text);
 // (the last one in the text). The paper uses no fallbacks.
 std::optional<std::string> extract_answer(std::string_view text, bool use_fallbacks);
 
-// For `torl grade`: the last \boxed{} of `text` if it has one, otherwise the whole text without
-// outer $...$, $$...$$, \(...\) or \[...\] and surrounding whitespace.
+// What JSON, Python and copy-paste do to LaTeX, undone where no reader could mean otherwise:
+// - control characters that were escapes ("\frac" read as form feed + "rac", "\times" as a tab +
+//   "imes", "\beta", "\right", "\neq", "\approx", "\varphi") become the command again;
+// - a doubled backslash before a command name ("\\frac") is one; when every backslash of the text
+//   is doubled (escaped twice through JSON), all are halved, matrix rows ("\\\\") included;
+// - backslashes at the end ("42\") go;
+// - no-break, thin and zero-width spaces are spaces; the en dash is a minus.
+// answers_equivalent and answer_from_text apply it; the rest of a response is left alone.
+std::string repair_transport(std::string_view text);
+
+// For `torl grade`: the last \boxed{} of `text` (repaired as above) if it has one, otherwise the
+// whole text without outer $...$, $$...$$, \(...\) or \[...\] and surrounding whitespace.
 std::string answer_from_text(std::string_view text);
 
 // The answer string in a canonical LaTeX-ish form for comparison, without changing its mathematics

@@ -1,14 +1,17 @@
 // Recursive-descent parser for answers. Grammar, loosest first:
 //   answer   := list
-//   list     := union ((',' | ';') union)*              -> kList when more than one
+//   list     := union ((',' | ';') union)*              -> kList when more than one; with both ','
+//                                                          and ';', a kList of the ';' groups
 //   union    := relation ('\cup' relation)*             -> kUnion
-//   relation := sum (relop sum)*                        -> kRelation ("x \in S" reads as S)
+//   relation := ratio (relop ratio)*                    -> kRelation ("x \in S" reads as S)
+//   ratio    := sum (':' sum)*                          -> a:b is a/b; a:b:c a kTuple with ':'
 //   sum      := term (('+' | '-' | '\pm' | '\mp') term)*
-//   term     := unary (('*' | '/' | '\cdot' | '\times' | '\div' | implicit) unary)*
+//   term     := unary (('*' | '/' | '\cdot' | '\times' | '\div' | '\bmod' | implicit) unary)*
 //   unary    := ('-' | '+') unary | power
 //   power    := postfix ('^' exponent)?
 //   postfix  := primary ('!' | '%')*
 //   primary  := number | symbol | command | '(' / '[' items ')' / ']' | '\{' items '\}' | '|' sum '|'
+//               ('(' items ')' separate items with ',' or ';'; '\{x \mid rel\}' is the relation rel)
 #include "rewards/expression.hpp"
 
 #include <algorithm>
@@ -98,6 +101,11 @@ class Parser {
     const size_t end = pos_ + word.size();
     return end >= s_.size() || !std::isalpha(static_cast<unsigned char>(s_[end]));
   }
+  bool eat_word(std::string_view word) {
+    if (!at_word(word)) return false;
+    pos_ += word.size();
+    return true;
+  }
 
   // Whether the next token closes the construct being parsed.
   bool at_close(char close) {
@@ -114,13 +122,32 @@ class Parser {
 
   // ---- grammar ----
   std::optional<ExprPtr> list(char close) {
-    std::vector<ExprPtr> items;
-    do {
+    // "a=1, b=3; a=2, b=5": when both separators occur, ';' separates groups of ','-separated items.
+    std::vector<std::vector<ExprPtr>> groups(1);
+    bool commas = false;
+    while (true) {
       auto item = union_of();
       if (!item) return std::nullopt;
-      items.push_back(*item);
-    } while (close == kEnd && (eat(',') || eat(';')));
-    if (items.size() == 1) return items[0];
+      groups.back().push_back(*item);
+      if (close != kEnd) break;
+      if (eat(',')) {
+        commas = true;
+      } else if (eat(';')) {
+        groups.emplace_back();
+      } else {
+        break;
+      }
+    }
+    const auto as_one = [](std::vector<ExprPtr> items) {
+      return items.size() == 1 ? items[0] : make(ExprKind::kList, {}, std::move(items));
+    };
+    if (groups.size() == 1 || !commas) {
+      std::vector<ExprPtr> items;
+      for (auto& group : groups) items.insert(items.end(), group.begin(), group.end());
+      return as_one(std::move(items));
+    }
+    std::vector<ExprPtr> items;
+    for (auto& group : groups) items.push_back(as_one(std::move(group)));
     return make(ExprKind::kList, {}, std::move(items));
   }
 
@@ -156,19 +183,39 @@ class Parser {
   }
 
   std::optional<ExprPtr> relation() {
-    auto lhs = sum();
+    auto lhs = ratio();
     if (!lhs) return std::nullopt;
     if (eat_command("in")) return union_of();  // "x \in [1, 2)" answers [1, 2)
     std::vector<ExprPtr> args = {*lhs};
     std::string ops;
     while (auto op = relation_operator()) {
-      auto rhs = sum();
+      auto rhs = ratio();
       if (!rhs) return std::nullopt;
       args.push_back(*rhs);
       ops += (ops.empty() ? "" : " ") + *op;
     }
     if (args.size() == 1) return args[0];
     return make(ExprKind::kRelation, ops, std::move(args));
+  }
+
+  // "3:8" is the number 3/8 (a ratio equals its value: 6:16 and 0.375 too); "1:2:3" is a tuple
+  // of its parts, compared in order.
+  std::optional<ExprPtr> ratio() {
+    auto first = sum();
+    if (!first) return std::nullopt;
+    std::vector<ExprPtr> parts = {*first};
+    while (eat(':')) {
+      auto next = sum();
+      if (!next) return std::nullopt;
+      parts.push_back(*next);
+    }
+    if (parts.size() == 1) return parts[0];
+    if (parts.size() == 2) return make(ExprKind::kMul, {}, {parts[0], reciprocal(parts[1])});
+    auto tuple = std::make_shared<Expr>();
+    tuple->kind = ExprKind::kTuple;
+    tuple->args = std::move(parts);
+    tuple->open = tuple->close = ':';
+    return tuple;
   }
 
   std::optional<ExprPtr> sum() {
@@ -246,6 +293,12 @@ class Parser {
         auto next = unary();
         if (!next) return std::nullopt;
         factors.push_back(reciprocal(*next));
+      } else if (eat_command("bmod") || eat_command("mod") || eat_word("mod")) {
+        // "23 \bmod 7": the remainder of everything so far
+        auto next = unary();
+        if (!next) return std::nullopt;
+        ExprPtr left = factors.size() == 1 ? factors[0] : make(ExprKind::kMul, {}, factors);
+        factors = {function("mod", {left, *next})};
       } else if (starts_implicit_factor()) {
         auto next = power();
         if (!next) return std::nullopt;
@@ -451,7 +504,7 @@ class Parser {
         auto item = union_of();
         if (!item) return std::nullopt;
         items.push_back(*item);
-      } while (eat(','));
+      } while (eat(',') || eat(';'));  // (1; 2): coordinates separated as in many locales
     }
     char close;
     if (eat(')')) {
@@ -471,7 +524,29 @@ class Parser {
     return tuple;
   }
 
+  // "\{x \mid -2 < x < 2\}", "\{x | x > 0\}", "\{x \in \mathbb{R} : x \ge 1\}": the set the condition
+  // describes, returned as the condition itself; nullopt (nothing consumed) if this is no set-builder.
+  std::optional<ExprPtr> set_builder() {
+    const size_t save = pos_;
+    skip_space();
+    const bool letter = pos_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[pos_]));
+    if (letter) {
+      ++pos_;
+      if (eat_command("in")) {
+        auto domain = primary();  // \mathbb{R} and the like: the condition says what matters
+        if (!domain) return pos_ = save, std::nullopt;
+      }
+      if (eat('|') || eat(':') || eat_command("mid")) {
+        auto condition = list(kEnd);
+        if (condition && eat_command("}")) return condition;
+      }
+    }
+    pos_ = save;
+    return std::nullopt;
+  }
+
   std::optional<ExprPtr> set_items() {  // after "\{"
+    if (auto described = set_builder()) return described;
     std::vector<ExprPtr> items;
     if (peek_command() != "}") {
       do {

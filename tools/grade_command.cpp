@@ -12,6 +12,7 @@
 
 #include "common/json.hpp"
 #include "rewards/answer.hpp"
+#include "rewards/grade_bench.hpp"
 #include "rewards/grader.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
@@ -36,15 +37,20 @@ constexpr std::string_view kUsage =
     "one {\"equivalent\": bool, \"pred_answer\": str, \"gold_answer\": str} line per good input line. A bad\n"
     "line is reported on stderr as FILE:LINE: PROBLEM and skipped; the other lines are still graded, and\n"
     "the exit code is 2 if any line was bad, else 0.\n"
-    "bench times answers_equivalent on one thread over the pairs of FILE (default\n"
-    "../shared/data/math500.jsonl): rows with gold/pred fields, or with answer/solution fields (gold =\n"
-    "answer, pred = last \\boxed{} of solution), N passes over the pairs (default: as many as fit in\n"
-    "about a second). --math-verify also grades the same pairs with HF's Math-Verify (Python, one pass,\n"
-    "tests/reference/math_verify_grade.py with the project's .venv/bin/python, or $TORL_PYTHON) and\n"
-    "prints its speed and where its verdicts differ from torl's.\n";
+    "bench times answers_equivalent on one thread over the pairs of FILE (default data/grade-mix.jsonl:\n"
+    "answers that differ in form, by kind: fractions and decimals, \\dfrac and \\frac, reordered sets,\n"
+    "labelled answers, intervals, expressions for the symbolic path, big numbers, transport damage,\n"
+    "text). Rows have gold/pred (optional kind: the group it is timed in; optional expected: the\n"
+    "verdict it must get), or answer/solution (gold = answer, pred = last \\boxed{} of solution), as\n"
+    "in ../shared/data/math500.jsonl. Each kind is timed in N rounds (default 5) of passes lasting at\n"
+    "least 0.1 s; it prints the median grades/s of each kind and of the mix (every pair once), each\n"
+    "kind's slowest pair (median of 3 single grades), the undecided pairs (out of the work budget) and\n"
+    "any pair whose verdict is not its expected one (then exit 1). --math-verify also grades the same\n"
+    "pairs with HF's Math-Verify (Python, one pass, tests/reference/math_verify_grade.py with the\n"
+    "project's .venv/bin/python, or $TORL_PYTHON) and prints its speed and where its verdicts differ.\n";
 
-constexpr std::string_view kDefaultBenchFile = "../shared/data/math500.jsonl";
-constexpr double kDefaultBenchSeconds = 1.0;
+constexpr std::string_view kDefaultBenchFile = "data/grade-mix.jsonl";
+constexpr double kBenchSecondsPerKind = 0.1;
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl grade: " << message << "\n" << kUsage;
@@ -71,12 +77,7 @@ int grade_pair(const std::string& gold, const std::string& pred, std::ostream& o
   return grade.equivalent ? kExitOk : kExitFailed;
 }
 
-// One benchmark pair, answers already extracted; `line` names it in reports.
-struct BenchPair {
-  std::string gold;
-  std::string pred;
-  size_t line = 0;
-};
+using rewards::BenchPair;
 
 // Reads the benchmark pairs of `file`. Empty, with the problem on `err`, when the file cannot be read
 // or a row is not a pair: a benchmark over part of a file would measure something else.
@@ -99,8 +100,21 @@ std::optional<std::vector<BenchPair>> read_bench_pairs(const std::string& file, 
       auto gold = required_field<std::string>(*row, "gold", origin);
       auto pred = required_field<std::string>(*row, "pred", origin);
       problem = !gold ? gold.status() : pred.status();
+      BenchPair pair{.line = line_no};
+      if (problem.ok() && row->contains("kind")) {
+        auto kind = required_field<std::string>(*row, "kind", origin);
+        if (kind) pair.kind = *kind;
+        problem = kind.status();
+      }
+      if (problem.ok() && row->contains("expected")) {
+        auto expected = required_field<bool>(*row, "expected", origin);
+        if (expected) pair.expected = *expected;
+        problem = expected.status();
+      }
       if (problem.ok()) {
-        pairs.push_back({rewards::answer_from_text(*gold), rewards::answer_from_text(*pred), line_no});
+        pair.gold = rewards::answer_from_text(*gold);
+        pair.pred = rewards::answer_from_text(*pred);
+        pairs.push_back(std::move(pair));
       }
     } else if (row) {
       auto answer = required_field<std::string>(*row, "answer", origin);
@@ -108,12 +122,13 @@ std::optional<std::vector<BenchPair>> read_bench_pairs(const std::string& file, 
       problem = !answer ? answer.status() : solution.status();
       if (problem.ok()) {
         // A solution without \boxed{} is graded as an empty prediction, as a response would be.
-        pairs.push_back({*answer, rewards::extract_boxed(*solution).value_or(""), line_no});
+        pairs.push_back({.gold = *answer, .pred = rewards::extract_boxed(*solution).value_or(""), .line = line_no});
       }
     }
     if (!problem.ok()) {
       err << "torl grade bench: " << problem.message()
-          << "\n  (each row needs string fields gold and pred, or answer and solution)\n";
+          << "\n  (each row needs string fields gold and pred, or answer and solution; kind a string and\n"
+             "  expected a boolean where given)\n";
       return std::nullopt;
     }
   }
@@ -177,10 +192,13 @@ Expected<ReferenceVerdicts> math_verify_verdicts(const std::vector<BenchPair>& p
   return verdicts;
 }
 
+void print_pair(std::ostream& out, const BenchPair& pair) {
+  out << "line " << pair.line << " (gold '" << pair.gold << "', pred '" << pair.pred << "')";
+}
+
 int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::string file(kDefaultBenchFile);
-  long repeat = 0;
-  bool fixed_passes = false;  // else passes until kDefaultBenchSeconds have passed
+  long rounds = 5;
   bool math_verify = false;
   ArgReader reader(args);
   while (!reader.done()) {
@@ -189,17 +207,16 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
       math_verify = true;
       continue;
     }
-    if (reader.integer("--repeat", repeat)) {
-      fixed_passes = true;
-      continue;
-    }
+    if (reader.integer("--repeat", rounds)) continue;
     if (reader.flag("--help") || reader.flag("-h")) {
       out << kUsage;
       return kExitOk;
     }
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
-  if (reader.error().empty() && fixed_passes && repeat < 1) reader.fail("--repeat must be >= 1 (got " + std::to_string(repeat) + ")");
+  if (reader.error().empty() && (rounds < 1 || rounds > 1000)) {
+    reader.fail("--repeat must be between 1 and 1000 (got " + std::to_string(rounds) + ")");
+  }
   if (!reader.error().empty()) {
     err << "torl grade bench: " << reader.error() << "\n" << kUsage;
     return kExitUsage;
@@ -207,54 +224,41 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   const auto pairs = read_bench_pairs(file, err);
   if (!pairs) return kExitUsage;
 
-  // A first pass for the verdicts (and to warm up), a second timing each pair to find the slowest.
-  std::vector<const BenchPair*> different;
-  for (const auto& pair : *pairs) {
-    if (!rewards::answers_equivalent(pair.gold, pair.pred)) different.push_back(&pair);
-  }
-  double slowest_us = -1;
-  const BenchPair* slowest = nullptr;
-  for (const auto& pair : *pairs) {
-    const auto start = Clock::now();
-    [[maybe_unused]] const volatile bool equivalent = rewards::answers_equivalent(pair.gold, pair.pred);
-    const double us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-    if (us > slowest_us) {
-      slowest_us = us;
-      slowest = &pair;
-    }
-  }
-
-  // Timed passes: the clock is read once per pass, not per grade, so its own cost is not measured.
-  size_t equivalent_count = 0;
-  long passes = 0;
-  double seconds = 0;
-  const auto start = Clock::now();
-  while (fixed_passes ? passes < repeat : seconds < kDefaultBenchSeconds) {
-    for (const auto& pair : *pairs) equivalent_count += rewards::answers_equivalent(pair.gold, pair.pred);
-    ++passes;
-    seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  }
-  const size_t identical = static_cast<size_t>(
-      std::count_if(pairs->begin(), pairs->end(), [](const BenchPair& pair) { return pair.gold == pair.pred; }));
-  const double grades = static_cast<double>(pairs->size()) * static_cast<double>(passes);
-
-  out << "torl grade bench: " << pairs->size() << " pairs from " << file << ", " << passes
-      << " passes, one thread\n";
-  out << std::fixed << std::setprecision(0) << "grades/s: " << grades / seconds << " ("
-      << static_cast<size_t>(grades) << " grades in " << std::setprecision(3) << seconds
-      << " s; mean " << std::setprecision(2) << seconds / grades * 1e6 << " us)\n";
-  out << "slowest pair: " << slowest_us << " us at line " << slowest->line << " (gold '" << slowest->gold
-      << "', pred '" << slowest->pred << "')\n";
-  out << "equivalent: " << pairs->size() - different.size() << "/" << pairs->size() << " (" << identical
-      << " pairs are byte-identical strings)\n";
+  const auto result = rewards::run_grade_bench(*pairs, static_cast<int>(rounds), kBenchSecondsPerKind);
+  out << "torl grade bench: " << pairs->size() << " pairs from " << file << ", " << result.kinds.size()
+      << " kinds, one thread, median of " << result.rounds << " rounds (" << result.grades << " grades timed)\n";
+  out << std::left << std::setw(18) << "kind" << std::right << std::setw(7) << "pairs" << std::setw(12) << "equivalent"
+      << std::setw(13) << "grades/s" << std::setw(14) << "slowest us" << "\n";
+  const auto row = [&](const rewards::KindSpeed& kind) {
+    out << std::left << std::setw(18) << kind.kind << std::right << std::setw(7) << kind.pairs << std::setw(12)
+        << kind.equivalent << std::setw(13) << std::fixed << std::setprecision(0) << kind.grades_per_second
+        << std::setw(14) << std::setprecision(1) << kind.slowest_us << "\n";
+  };
+  for (const auto& kind : result.kinds) row(kind);
+  row(result.all);
+  out << "slowest pair: " << std::setprecision(1) << result.all.slowest_us << " us, ";
+  print_pair(out, *result.all.slowest);
+  out << "\nundecided (out of the grader's work budget): " << result.undecided << "\n";
   constexpr size_t kShown = 20;
-  for (size_t i = 0; i < different.size() && i < kShown; ++i) {
-    out << "  different at line " << different[i]->line << ": gold '" << different[i]->gold << "', pred '"
-        << different[i]->pred << "'\n";
+  if (result.kinds.size() == 1) {  // a plain file of pairs: which ones differ
+    for (size_t i = 0; i < result.different.size() && i < kShown; ++i) {
+      out << "  different at ";
+      print_pair(out, *result.different[i]);
+      out << "\n";
+    }
+    if (result.different.size() > kShown) out << "  ... and " << result.different.size() - kShown << " more\n";
   }
-  if (different.size() > kShown) out << "  ... and " << different.size() - kShown << " more\n";
-  if (equivalent_count != (pairs->size() - different.size()) * static_cast<size_t>(passes)) {
+  for (const BenchPair* pair : result.unexpected) {
+    out << "  not as expected (" << (*pair->expected ? "equivalent" : "different") << "): ";
+    print_pair(out, *pair);
+    out << "\n";
+  }
+  if (!result.stable) {
     err << "torl grade bench: answers_equivalent gave different verdicts for the same pair across passes\n";
+    return kExitFailed;
+  }
+  if (!result.unexpected.empty()) {
+    err << "torl grade bench: " << result.unexpected.size() << " pairs not graded as the file expects\n";
     return kExitFailed;
   }
   if (!math_verify) return kExitOk;
@@ -264,7 +268,7 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   std::vector<std::string> disagreements;
   for (size_t i = 0; i < pairs->size(); ++i) {
     const auto& pair = (*pairs)[i];
-    const bool ours = std::find(different.begin(), different.end(), &pair) == different.end();
+    const bool ours = std::find(result.different.begin(), result.different.end(), &pair) == result.different.end();
     if (ours == reference->equivalent[i]) continue;
     std::ostringstream line;
     line << "  line " << pair.line << ": torl " << (ours ? "equivalent" : "different") << ", math-verify "
@@ -274,7 +278,7 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   const double reference_rate = static_cast<double>(pairs->size()) / std::max(reference->seconds, 1e-9);
   out << std::setprecision(1) << "math-verify grades/s: " << reference_rate << " (one pass in " << std::setprecision(2)
       << reference->seconds << " s, one thread, Python); torl " << std::setprecision(0)
-      << grades / seconds / reference_rate << "x as fast\n"
+      << result.all.grades_per_second / reference_rate << "x as fast\n"
       << "math-verify agrees with torl on " << pairs->size() - disagreements.size() << "/" << pairs->size()
       << " pairs\n";
   for (size_t i = 0; i < disagreements.size() && i < kShown; ++i) out << disagreements[i];

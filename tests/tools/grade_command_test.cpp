@@ -36,6 +36,33 @@ TEST_SUITE("tools") {
     CHECK(run.err.find(file.string() + ":3: field 'pred' must be a string (got number)") != std::string::npos);
   }
 
+  TEST_CASE("torl grade bench times each kind of the shipped mix and finds every verdict as the file expects") {
+    const std::string mix = std::string(TORL_SOURCE_DIR) + "/data/grade-mix.jsonl";
+    const Run run = grade({"bench", "--file", mix, "--repeat", "1"});
+    CHECK_MESSAGE(run.code == 0, run.out << run.err);
+    for (const char* kind : {"identical", "fraction_decimal", "dfrac_frac", "reordered_sets", "labelled", "intervals",
+                             "symbolic", "big_numbers", "transport", "text_choice", "mix"}) {
+      CHECK_MESSAGE(run.out.find("\n" + std::string(kind) + " ") != std::string::npos, kind << " missing in\n" << run.out);
+    }
+    CHECK(run.out.find("slowest pair: ") != std::string::npos);
+    CHECK(run.out.find("not as expected") == std::string::npos);
+  }
+
+  TEST_CASE("torl grade bench fails on a verdict the file does not expect, and names bad rows") {
+    testing::TempDir dir;
+    const auto wrong = dir.write("wrong.jsonl",
+                                 "{\"kind\": \"a\", \"gold\": \"1/2\", \"pred\": \"0.5\", \"expected\": true}\n"
+                                 "{\"kind\": \"b\", \"gold\": \"2\", \"pred\": \"3\", \"expected\": true}\n");
+    const Run run = grade({"bench", "--file", wrong.string(), "--repeat", "1"});
+    CHECK(run.code == 1);
+    CHECK(run.out.find("not as expected (equivalent): line 2 (gold '2', pred '3')") != std::string::npos);
+    const auto bad = dir.write("bad.jsonl", "{\"gold\": \"1\", \"pred\": \"1\", \"expected\": \"yes\"}\n");
+    const Run refused = grade({"bench", "--file", bad.string()});
+    CHECK(refused.code == 2);
+    CHECK(refused.err.find(bad.string() + ":1: field 'expected' must be a boolean") != std::string::npos);
+    CHECK(grade({"bench", "--repeat", "0"}).code == 2);
+  }
+
   TEST_CASE("torl grade refuses bad arguments with exit 2") {
     CHECK(grade({}).code == 2);
     CHECK(grade({"--gold", "1"}).code == 2);
