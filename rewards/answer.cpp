@@ -196,6 +196,11 @@ std::string repair_transport(std::string_view text) {
     all_even = all_even && run % 2 == 0;
     const size_t length = letters_at(out, i + run);
     if (run == 2 && length > 0 && is_known_command(std::string_view(out).substr(i + run, length))) doubled_command = true;
+    // "\\{1, 2\\}": escaped set braces, where no matrix could make "\\" a row end
+    if (run == 2 && i + run < out.size() && (out[i + run] == '{' || out[i + run] == '}') &&
+        out.find("begin") == std::string::npos) {
+      doubled_command = true;
+    }
     i += run;
   }
   std::string repaired;

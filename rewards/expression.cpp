@@ -3,7 +3,8 @@
 //   list     := union ((',' | ';') union)*              -> kList when more than one; with both ','
 //                                                          and ';', a kList of the ';' groups
 //   union    := relation ('\cup' relation)*             -> kUnion
-//   relation := ratio (relop ratio)*                    -> kRelation ("x \in S" reads as S)
+//   relation := ratio (relop ratio)*                    -> kRelation ("x \in S" reads as S,
+//                                                          "x \notin [a, b]" as its complement)
 //   ratio    := sum (':' sum)*                          -> a:b is a/b; a:b:c a kTuple with ':'
 //   sum      := term (('+' | '-' | '\pm' | '\mp') term)*
 //   term     := unary (('*' | '/' | '\cdot' | '\times' | '\div' | '\bmod' | implicit) unary)*
@@ -186,6 +187,7 @@ class Parser {
     auto lhs = ratio();
     if (!lhs) return std::nullopt;
     if (eat_command("in")) return union_of();  // "x \in [1, 2)" answers [1, 2)
+    if (eat_command("notin")) return complement();
     std::vector<ExprPtr> args = {*lhs};
     std::string ops;
     while (auto op = relation_operator()) {
@@ -196,6 +198,24 @@ class Parser {
     }
     if (args.size() == 1) return args[0];
     return make(ExprKind::kRelation, ops, std::move(args));
+  }
+
+  // After "x \notin": an interval's complement, "[1, 2]" as (-oo, 1) \cup (2, oo).
+  std::optional<ExprPtr> complement() {
+    auto set = union_of();
+    if (!set || (*set)->kind != ExprKind::kTuple || (*set)->args.size() != 2) return std::nullopt;
+    const Expr& interval = **set;
+    const auto piece = [](ExprPtr low, ExprPtr high, char open, char close) {
+      auto tuple = std::make_shared<Expr>();
+      tuple->kind = ExprKind::kTuple;
+      tuple->args = {std::move(low), std::move(high)};
+      tuple->open = open;
+      tuple->close = close;
+      return ExprPtr(tuple);
+    };
+    return make(ExprKind::kUnion, {},
+                {piece(negate(symbol("oo")), interval.args[0], '(', interval.open == '[' ? ')' : ']'),
+                 piece(interval.args[1], symbol("oo"), interval.close == ']' ? '(' : '[', ')')});
   }
 
   // "3:8" is the number 3/8 (a ratio equals its value: 6:16 and 0.375 too); "1:2:3" is a tuple
@@ -267,7 +287,7 @@ class Parser {
       const auto command = peek_command();
       if (command.empty() || command == "}" || command == "\\" || command == "," || command == "cdot" ||
           command == "times" || command == "div" || command == "pm" || command == "mp" || command == "cup" ||
-          command == "in" || command == "end" || command == "right" || command == "rfloor" ||
+          command == "in" || command == "notin" || command == "end" || command == "right" || command == "rfloor" ||
           command == "rceil" || command == "rangle") {
         return false;
       }
@@ -749,6 +769,16 @@ class Parser {
       }
       pos_ = save;
       return std::nullopt;
+    }
+    if (name == "overline" || name == "vec" || name == "hat" || name == "bar" || name == "overrightarrow") {
+      // \overline{AB}, \vec{v}: a name (a repeating decimal's bar is read with its digits)
+      pos_ += 1 + name.size();
+      if (!eat('{')) return std::nullopt;
+      const size_t close = s_.find('}', pos_);
+      if (close == std::string_view::npos || close == pos_) return std::nullopt;
+      const std::string inner(s_.substr(pos_, close - pos_));
+      pos_ = close + 1;
+      return symbol(name + "{" + inner + "}");
     }
     if (name == "angle" || name == "measuredangle") {  // \angle ABC names an angle
       pos_ += 1 + name.size();

@@ -893,6 +893,32 @@ const Expr* labelled_value(const Expr& e) {
   return nullptr;
 }
 
+// "x = 1, y = 2, x = 2, y = 1" (what "x = 1, y = 2 or x = 2, y = 1" leaves) as the groups
+// "x = 1, y = 2" and "x = 2, y = 1": assignments whose names repeat in the same order; `e` otherwise.
+ExprPtr assignment_groups(const ExprPtr& e) {
+  if (e->kind != ExprKind::kList) return e;
+  std::vector<std::string> names;
+  for (const auto& item : e->args) {
+    if (!is_equality(*item) || item->args.size() != 2 || item->args[0]->kind != ExprKind::kSymbol) return e;
+    names.push_back(item->args[0]->text);
+  }
+  size_t period = 1;
+  while (period < names.size() && names[period] != names[0]) ++period;
+  if (period < 2 || period == names.size() || names.size() % period != 0) return e;
+  for (size_t i = period; i < names.size(); ++i) {
+    if (names[i] != names[i % period]) return e;
+  }
+  auto groups = std::make_shared<Expr>();
+  groups->kind = ExprKind::kList;
+  for (size_t start = 0; start < names.size(); start += period) {
+    auto group = std::make_shared<Expr>();
+    group->kind = ExprKind::kList;
+    group->args.assign(e->args.begin() + static_cast<long>(start), e->args.begin() + static_cast<long>(start + period));
+    groups->args.push_back(group);
+  }
+  return groups;
+}
+
 // "z = 1 + 1 = 2" as "z = 2": a chain of equalities that labels a value compares by its ends.
 ExprPtr chain_ends(const ExprPtr& e) {
   if (!is_equality(*e) || e->args.size() < 3 || !labelled_value(*e)) return e;
@@ -1072,7 +1098,7 @@ std::optional<std::pair<ExprPtr, std::vector<std::string>>> assignments_as_tuple
 
 bool equivalent(const ExprPtr& a_in, const ExprPtr& b_in) {
   if (!spend(1)) return false;
-  ExprPtr a = chain_ends(a_in), b = chain_ends(b_in);
+  ExprPtr a = assignment_groups(chain_ends(a_in)), b = assignment_groups(chain_ends(b_in));
   // One solution against a tuple: "b=3, a=1" and (1, 3); lists of solutions ("a=1, b=3; a=2, b=5",
   // which the parser reads as a list of groups) then match lists of tuples item by item.
   if (b->kind == ExprKind::kTuple) {
@@ -1327,7 +1353,26 @@ std::vector<std::string> approximation_parts(const std::string& text) {
   return parts;
 }
 
-bool prepared_equivalent(const std::string& a, const std::string& b) {
+// "Area = 12", "the area is 12": a label in words before the value; the value, or nullopt.
+std::optional<std::string> after_word_label(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && (std::isalpha(static_cast<unsigned char>(text[i])) || text[i] == ' ')) ++i;
+  if (i < 2 || i == text.size()) return std::nullopt;
+  std::string rest;
+  if (text[i] == '=') {
+    rest = text.substr(i + 1);
+  } else if (text.substr(0, i).ends_with(" is ")) {
+    rest = text.substr(i);
+  } else {
+    return std::nullopt;
+  }
+  while (!rest.empty() && rest.front() == ' ') rest.erase(0, 1);
+  if (rest.empty() || !has_word(text.substr(0, i))) return std::nullopt;
+  return rest;
+}
+
+bool prepared_equivalent(const std::string& a_in, const std::string& b_in) {
+  const std::string a = after_word_label(a_in).value_or(a_in), b = after_word_label(b_in).value_or(b_in);
   if (a == b) return !a.empty();
   if (a.empty() || b.empty()) return false;
   if (is_wordy(a) && is_wordy(b) && folded(a) == folded(b)) return true;  // "Odd" and "odd"

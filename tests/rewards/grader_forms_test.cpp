@@ -31,6 +31,13 @@ TEST_SUITE("rewards") {
     same("S_{\\triangle}:S = 3:8", "\\frac{3}{8}");
     same("V_{1}:V_{2}=11:21", "11:21");
     same("5", "5 = x");
+    same("5", "\\overline{AB} = 5");
+    same("5", "|AB| = 5");
+    same("\\frac12", "\\sin\\theta = \\frac{1}{2}");
+    same("12", "\\text{Area} = 12");        // a label in words
+    same("12", "\\text{the area is } 12");
+    different("12", "\\text{Area} = 13");
+    different("12", "\\text{the area is } 21");
     // the value is the last part: a wrong value is wrong, however it is labelled
     different("5", "x = 6");
     different("20", "\\binom{6}{3} = 21");
@@ -64,6 +71,7 @@ TEST_SUITE("rewards") {
     same("\\frac{1}{2}", "\\\\frac{1}{2}");
     same("\\frac{\\pi}{4}", "\\\\frac{\\\\pi}{4}");
     same("\\sqrt{2}", "\\\\sqrt{2}");
+    same("\\{1, 2\\}", "\\\\{1, 2\\\\}");
     same("42", "42\\");
     same("42", "42\\\\");
     same("\\frac{1}{2}", "\frac{1}{2}");      // "\f" read as a form feed
@@ -107,6 +115,8 @@ TEST_SUITE("rewards") {
     same("(1,3),(2,5)", "a=2,b=5; a=1,b=3");
     same("(1,3),(2,5)", "b=3,a=1; b=5,a=2");  // by name, not by position
     same("(2, 3)", "y = 3, x = 2");
+    same("(1,2),(2,1)", "x = 1, y = 2 \\text{ or } x = 2, y = 1");
+    different("(1,2),(2,1)", "x = 1, y = 2 \\text{ or } x = 2, y = 2");
     different("(1,3),(2,5)", "a=1,b=3; a=2,b=6");
     different("(1,3),(2,5)", "a=1,b=3");
     different("(1,2)", "(2;1)");
@@ -126,6 +136,9 @@ TEST_SUITE("rewards") {
     same("(-2, 2)", "\\{x \\mid -2 < x < 2\\}");
     same("[1, \\infty)", "\\{x \\in \\mathbb{R} : x \\ge 1\\}");
     same("2 < |x| \\le 5", "-5 \\le x < -2 \\text{ or } 2 < x \\le 5");
+    same("(-\\infty,1) \\cup (2,\\infty)", "x \\notin [1,2]");
+    same("(-\\infty,1] \\cup (2,\\infty)", "x \\notin (1,2]");
+    different("(-\\infty,1) \\cup (2,\\infty)", "x \\notin (1,2)");
     different("[-5,-2) \\cup (2,5]", "2 \\le |x| \\le 5");
     different("(-1, 1)", "|x| \\le 1");
     different("[1, 3]", "|x - 2| < 1");
