@@ -6,16 +6,13 @@
 
 #include "rewards/expression.hpp"
 #include "rewards/grader.hpp"
+#include "tests/rewards/equivalence_checks.hpp"
 
 namespace torl::rewards {
 namespace {
 
-void same(const std::string& gold, const std::string& pred) {
-  CHECK_MESSAGE(answers_equivalent(gold, pred), gold << "  ~  " << pred);
-}
-void different(const std::string& gold, const std::string& pred) {
-  CHECK_MESSAGE(!answers_equivalent(gold, pred), gold << "  !~  " << pred);
-}
+using testing::different;
+using testing::same;
 
 TEST_SUITE("rewards") {
   TEST_CASE("answers equal after normalisation are equivalent") {
