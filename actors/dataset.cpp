@@ -49,6 +49,8 @@ Expected<std::vector<Problem>> load_problems(const std::filesystem::path& file, 
     problem.answer = std::move(*answer);
     problems.push_back(std::move(problem));
   }
+  if (in.bad()) return io_error("reading data set '" + file.string() + "' failed");
+  if (problems.empty()) return invalid_argument(file.string() + ": no problems (the data set is empty)");
   return problems;
 }
 

@@ -17,6 +17,19 @@ int64_t generator_slots(const config::RolloutConfig& rollout, const config::Tool
   return rollout.max_batch + (pauses ? std::min(tool.max_pending, rollout.max_batch) : 0);
 }
 
+Expected<std::unique_ptr<model::Qwen2CausalLm>> create_generator_model(const model::Qwen2Model& model,
+                                                                      const config::Config& config) {
+  const int64_t slots = generator_slots(config.rollout, config.tool);
+  const int64_t length = static_cast<int64_t>(config.data.max_prompt_tokens) + config.rollout.max_response_tokens + 1;
+  auto lm = model::Qwen2CausalLm::create(model, slots, length);
+  if (lm) return lm;
+  return Status(lm.status().code(),
+                lm.status().message() + " (set by rollout.max_batch = " + std::to_string(config.rollout.max_batch) +
+                    (slots > config.rollout.max_batch ? " plus tool.max_pending for paused sequences" : "") +
+                    ", data.max_prompt_tokens = " + std::to_string(config.data.max_prompt_tokens) +
+                    " and rollout.max_response_tokens = " + std::to_string(config.rollout.max_response_tokens) + ")");
+}
+
 std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool, int generators) {
   const int parallel = tool.backend == config::ToolBackend::kLocal ? tool.workers : tool.sandbox_fusion.max_concurrency;
   const int64_t ahead = (static_cast<int64_t>(tool.max_pending) * generators + parallel - 1) / parallel;

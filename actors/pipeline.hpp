@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "model/generation_engine.hpp"
 #include "model/qwen2.hpp"
+#include "model/qwen2_causal_lm.hpp"
 #include "sandbox/code_runner.hpp"
 
 namespace torl::actors {
@@ -43,6 +44,12 @@ struct PipelineSetup {
 // sequence waiting on code does not shrink the decode batch: its slot is refilled by a new prompt.
 // Rounds mode keeps ToRL's fixed batch.
 int64_t generator_slots(const config::RolloutConfig& rollout, const config::ToolConfig& tool);
+
+// A generator's model with its KV cache for these settings (generator_slots rows of
+// data.max_prompt_tokens + rollout.max_response_tokens + 1 tokens), checked against the model's
+// positions and the machine's memory; an error names the settings that sized it.
+Expected<std::unique_ptr<model::Qwen2CausalLm>> create_generator_model(const model::Qwen2Model& model,
+                                                                      const config::Config& config);
 
 // How long the interceptor waits for one execution: every call that may be queued ahead of it, plus
 // its own run, plus a margin. Past it the call ends as a sandbox_error observation.

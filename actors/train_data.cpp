@@ -23,8 +23,11 @@ Expected<TrainData> TrainData::load(const config::Config& config, const model::T
     }
   }
   if (data.problems_.empty()) {
-    return invalid_argument("data.train_files: no problem has a prompt within data.max_prompt_tokens (" +
-                         std::to_string(config.data.max_prompt_tokens) + ")");
+    std::string files;
+    for (const auto& path : config.data.train_files) files += (files.empty() ? "" : ", ") + path.string();
+    return invalid_argument("data.train_files (" + files + "): none of the " + std::to_string(data.skipped_) +
+                            " problems has a prompt within data.max_prompt_tokens (" +
+                            std::to_string(config.data.max_prompt_tokens) + " tokens)");
   }
   data.seed_ = static_cast<uint64_t>(config.run.seed);
   data.shuffle_ = config.data.shuffle;

@@ -95,63 +95,68 @@ Expected<Enum> enum_from_name(const std::string& name, std::initializer_list<Enu
 }  // namespace
 
 Expected<Trajectory> trajectory_from_json(const Json& r) {
+  std::string key;  // the field being read, for the error
+  const auto field_value = [&key](const Json& object, const char* name) -> const Json& {
+    key = name;
+    return object.at(name);
+  };
   try {
     Trajectory t;
-    t.job.id = r.at("id").get<int64_t>();
-    t.job.dataset = r.at("dataset").get<std::string>();
-    t.job.problem = r.at("problem").get<int64_t>();
-    t.job.problem_id = r.at("problem_id").get<std::string>();
-    t.job.sample = r.at("sample").get<int>();
-    t.job.seed = r.at("seed").get<uint64_t>();
-    t.job.generator = r.at("generator").get<int>();
-    t.job.gold_answer = r.at("gold_answer").get<std::string>();
-    t.job.prompt = r.at("prompt").get<std::vector<int32_t>>();
-    t.response = r.at("response").get<std::vector<int32_t>>();
-    t.loss_mask = r.at("loss_mask").get<std::vector<uint8_t>>();
-    t.logprobs = r.at("logprobs").get<std::vector<float>>();
-    t.versions = r.at("versions").get<std::vector<int32_t>>();
-    t.text = r.at("text").get<std::string>();
-    t.void_calls = r.at("void_calls").get<int>();
-    t.started_ms = r.at("started_ms").get<double>();
-    t.finished_ms = r.at("finished_ms").get<double>();
+    t.job.id = field_value(r, "id").get<int64_t>();
+    t.job.dataset = field_value(r, "dataset").get<std::string>();
+    t.job.problem = field_value(r, "problem").get<int64_t>();
+    t.job.problem_id = field_value(r, "problem_id").get<std::string>();
+    t.job.sample = field_value(r, "sample").get<int>();
+    t.job.seed = field_value(r, "seed").get<uint64_t>();
+    t.job.generator = field_value(r, "generator").get<int>();
+    t.job.gold_answer = field_value(r, "gold_answer").get<std::string>();
+    t.job.prompt = field_value(r, "prompt").get<std::vector<int32_t>>();
+    t.response = field_value(r, "response").get<std::vector<int32_t>>();
+    t.loss_mask = field_value(r, "loss_mask").get<std::vector<uint8_t>>();
+    t.logprobs = field_value(r, "logprobs").get<std::vector<float>>();
+    t.versions = field_value(r, "versions").get<std::vector<int32_t>>();
+    t.text = field_value(r, "text").get<std::string>();
+    t.void_calls = field_value(r, "void_calls").get<int>();
+    t.started_ms = field_value(r, "started_ms").get<double>();
+    t.finished_ms = field_value(r, "finished_ms").get<double>();
     t.error = r.value("error", std::string());
-    auto finish = enum_from_name(r.at("finish").get<std::string>(),
+    auto finish = enum_from_name(field_value(r, "finish").get<std::string>(),
                                  {FinishReason::kNone, FinishReason::kStopString, FinishReason::kEos,
                                   FinishReason::kLength, FinishReason::kCacheFull, FinishReason::kError},
                                  finish_reason_name, "finish");
     if (!finish) return finish.status();
     t.finish = *finish;
-    for (const Json& c : r.at("tool_calls")) {
+    for (const Json& c : field_value(r, "tool_calls")) {
       ToolCall call;
-      call.code = c.at("code").get<std::string>();
-      const std::string status = c.at("status").get<std::string>();
+      call.code = field_value(c, "code").get<std::string>();
+      const std::string status = field_value(c, "status").get<std::string>();
       const auto names = enum_names(sandbox::ExecutionStatus{});
       const auto known = std::find_if(names.begin(), names.end(), [&](const auto& entry) { return status == entry.second; });
       if (known == names.end()) return invalid_argument("'tool_calls[].status': unknown value '" + status + "'");
       call.result.status = known->first;
-      call.result.exit_code = c.at("exit_code").get<int>();
-      call.result.signal = c.at("signal").get<int>();
-      call.result.stdout_text = c.at("stdout").get<std::string>();
-      call.result.stderr_text = c.at("stderr").get<std::string>();
-      call.result.truncated = c.at("truncated").get<bool>();
-      call.result.queue_ms = c.at("queue_ms").get<double>();
-      call.result.wall_ms = c.at("wall_ms").get<double>();
-      call.observation = c.at("observation").get<std::string>();
-      call.response_offset = c.at("response_offset").get<int64_t>();
-      call.tool_tokens = c.at("tool_tokens").get<int64_t>();
-      call.latency_ms = c.at("latency_ms").get<double>();
+      call.result.exit_code = field_value(c, "exit_code").get<int>();
+      call.result.signal = field_value(c, "signal").get<int>();
+      call.result.stdout_text = field_value(c, "stdout").get<std::string>();
+      call.result.stderr_text = field_value(c, "stderr").get<std::string>();
+      call.result.truncated = field_value(c, "truncated").get<bool>();
+      call.result.queue_ms = field_value(c, "queue_ms").get<double>();
+      call.result.wall_ms = field_value(c, "wall_ms").get<double>();
+      call.observation = field_value(c, "observation").get<std::string>();
+      call.response_offset = field_value(c, "response_offset").get<int64_t>();
+      call.tool_tokens = field_value(c, "tool_tokens").get<int64_t>();
+      call.latency_ms = field_value(c, "latency_ms").get<double>();
       t.tool_calls.push_back(std::move(call));
     }
     if (r.contains("reward")) {
       rewards::Score score;
-      score.reward = r.at("reward").get<double>();
-      auto outcome = enum_from_name(r.at("outcome").get<std::string>(),
+      score.reward = field_value(r, "reward").get<double>();
+      auto outcome = enum_from_name(field_value(r, "outcome").get<std::string>(),
                                     {rewards::Outcome::kCorrect, rewards::Outcome::kWrong, rewards::Outcome::kNoAnswer},
                                     rewards::outcome_name, "outcome");
       if (!outcome) return outcome.status();
       score.outcome = *outcome;
-      if (r.at("answer").is_string()) score.answer = r.at("answer").get<std::string>();
-      score.exec_error_penalized = r.at("exec_error_penalized").get<bool>();
+      if (field_value(r, "answer").is_string()) score.answer = field_value(r, "answer").get<std::string>();
+      score.exec_error_penalized = field_value(r, "exec_error_penalized").get<bool>();
       t.score = score;
     }
     const size_t n = t.response.size();
@@ -160,7 +165,11 @@ Expected<Trajectory> trajectory_from_json(const Json& r) {
     }
     return t;
   } catch (const Json::exception& e) {
-    return invalid_argument(std::string("not a recorded trajectory: ") + e.what());
+    const std::string what = e.what();
+    // nlohmann's text after its "[json.exception.type_error.302] " tag
+    const std::string reason = what.find("] ") != std::string::npos ? what.substr(what.find("] ") + 2) : what;
+    if (key.empty()) return invalid_argument("not a recorded trajectory: " + reason);
+    return invalid_argument("not a recorded trajectory: field '" + key + "': " + reason);
   }
 }
 

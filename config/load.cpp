@@ -379,6 +379,14 @@ class Loader {
 
 // Rules that involve more than one field.
 void check_consistency(const Config& config, Loader& loader) {
+  // The run folder is run.output_dir/run.name: the name must stay one folder inside it.
+  const std::string& name = config.run.name;
+  const bool control = std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  if (name.empty() || name == "." || name == ".." || name.find_first_of("/\\") != std::string::npos || control) {
+    loader.error(loader.origin_of("run.name"), "run.name",
+                 "must name one folder inside run.output_dir: not empty, not '.' or '..', no '/' or '\\' (got '" +
+                     name + "')");
+  }
   static const std::regex kDevice(R"(cpu|cuda(:[0-9]+)?)");
   if (!std::regex_match(config.model.device, kDevice)) {
     loader.error(loader.origin_of("model.device"), "model.device",
@@ -515,7 +523,10 @@ LoadResult load_config(const fs::path& file, const LoadOptions& options) {
 Expected<Config> load_config_or_error(const fs::path& file, const LoadOptions& options) {
   LoadResult result = load_config(file, options);
   for (const auto& warning : result.warnings) TORL_LOG(kWarn) << warning.to_string();
-  if (!result.config) return result.status().with_context("loading config '" + file.string() + "'");
+  if (!result.config) {
+    // no file: the defaults and the --set overrides were checked
+    return result.status().with_context(file.empty() ? std::string("the settings") : "loading config '" + file.string() + "'");
+  }
   return std::move(*result.config);
 }
 

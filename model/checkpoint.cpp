@@ -282,9 +282,13 @@ void remove_old_checkpoints(const fs::path& folder, const fs::path& written, int
     TORL_LOG(kWarn) << "keeping old checkpoints: " << steps.status().message();
     return;
   }
-  for (size_t i = static_cast<size_t>(keep); i < steps->size(); ++i) {
-    const fs::path& old = (*steps)[i].second;
-    if (old == written) continue;
+  // Only complete checkpoints count towards `keep`: an empty or foreign step folder must not push a
+  // good checkpoint out. Incomplete folders are left alone.
+  int complete = 0;
+  for (const auto& [step, old] : *steps) {
+    std::error_code ignored;
+    if (!fs::is_regular_file(old / kStateFile, ignored)) continue;
+    if (++complete <= keep || old == written) continue;
     std::error_code error;
     fs::remove_all(old, error);
     if (error) {
@@ -427,6 +431,25 @@ Status write_checkpoint(const fs::path& run_dir, const CheckpointContents& conte
   if (!written.ok()) return written.with_context(context);
   remove_old_checkpoints(folder, final_dir, keep);
   return {};
+}
+
+Expected<std::vector<fs::path>> set_aside_incomplete_checkpoints(const fs::path& run_dir, int64_t after_step) {
+  const fs::path folder = run_dir / kCheckpointsFolder;
+  std::vector<fs::path> moved;
+  std::error_code error;
+  if (!fs::exists(folder, error)) return moved;
+  auto steps = list_step_folders(folder);
+  if (!steps.ok()) return steps.status();
+  for (const auto& [step, dir] : *steps) {
+    std::error_code ignored;
+    if (step <= after_step || fs::is_regular_file(dir / kStateFile, ignored)) continue;
+    fs::path aside = folder / ("incomplete-" + dir.filename().string());
+    for (int n = 2; fs::exists(aside, ignored); ++n) aside = folder / ("incomplete-" + dir.filename().string() + "-" + std::to_string(n));
+    fs::rename(dir, aside, error);
+    if (error) return io_error("cannot move the incomplete checkpoint " + in_quotes(dir) + " aside: " + error.message());
+    moved.push_back(aside);
+  }
+  return moved;
 }
 
 Expected<std::optional<fs::path>> latest_checkpoint(const fs::path& run_dir) {

@@ -60,6 +60,13 @@ Status write_checkpoint(const std::filesystem::path& run_dir, const CheckpointCo
 // are not verified here: load_checkpoint does that. Errors: the folder cannot be listed.
 Expected<std::optional<std::filesystem::path>> latest_checkpoint(const std::filesystem::path& run_dir);
 
+// Step folders newer than `after_step` without a state.json (a write that never finished, or not
+// torl's) are renamed to incomplete-step-N, so that resuming neither reads nor overwrites them; the
+// new names are returned for the user to be told. write_checkpoint's pruning counts only complete
+// checkpoints towards `keep` and never removes incomplete ones.
+Expected<std::vector<std::filesystem::path>> set_aside_incomplete_checkpoints(const std::filesystem::path& run_dir,
+                                                                              int64_t after_step);
+
 // What load_checkpoint returns; the weights are loaded by the caller with
 // Qwen2Model::load(dir, device, dtype).
 struct LoadedCheckpoint {

@@ -226,7 +226,13 @@ Expected<Qwen2Model> Qwen2Model::from_tensors(const Qwen2Config& config, const T
     }
     used.insert(name);
     try {
-      return it->second.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+      torch::Tensor copy = it->second.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+      // NaN or inf in the weights would only show as garbage text: refuse them here, naming the tensor
+      if (!torch::isfinite(copy).all().item<bool>()) {
+        error = invalid_argument(context + ": tensor " + name + " has non-finite values (NaN or inf)");
+        return {};
+      }
+      return copy;
     } catch (const std::exception& e) {
       error = io_error(context + ": copying " + name + " to " + device.str() + ": " + e.what());
       return {};

@@ -1,6 +1,9 @@
 #include "model/qwen2_causal_lm.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
 
 #include "common/check.hpp"
 
@@ -15,6 +18,62 @@ Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     cache_.push_back({torch::zeros({max_slots, config.num_key_value_heads, max_length, config.head_dim()}, options),
                       torch::zeros({max_slots, config.num_key_value_heads, max_length, config.head_dim()}, options)});
+  }
+}
+
+namespace {
+
+// Bytes the machine can still give (MemAvailable), or -1 where it is not known.
+int64_t available_host_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
+std::string gib(int64_t bytes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1024.0 * 1024 * 1024) << " GiB";
+  return out.str();
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model& model, int64_t max_slots,
+                                                               int64_t max_length) {
+  const auto& config = model.config();
+  if (max_slots < 1 || max_length < 2) {
+    return invalid_argument("a KV cache needs at least 1 slot and 2 positions (asked for " + std::to_string(max_slots) +
+                            " slots of " + std::to_string(max_length) + " tokens)");
+  }
+  if (config.max_position_embeddings > 0 && max_length > config.max_position_embeddings + 1) {
+    return invalid_argument("sequences of up to " + std::to_string(max_length - 1) + " tokens are more than the " +
+                            std::to_string(config.max_position_embeddings) +
+                            " positions the model supports (max_position_embeddings)");
+  }
+  // layers x (k, v) x slots x kv heads x length x head dim, in doubles to see past int64
+  const double bytes = 2.0 * static_cast<double>(config.num_hidden_layers) * static_cast<double>(max_slots) *
+                       static_cast<double>(config.num_key_value_heads) * static_cast<double>(max_length) *
+                       static_cast<double>(config.head_dim()) * static_cast<double>(c10::elementSize(model.dtype()));
+  const int64_t available = model.device().is_cpu() ? available_host_bytes() : -1;
+  if (available >= 0 && bytes > static_cast<double>(available)) {
+    return Status(StatusCode::kUnavailable,
+                  "a KV cache of " + std::to_string(max_slots) + " slots x " + std::to_string(max_length) +
+                      " tokens needs " + gib(static_cast<int64_t>(std::min(bytes, 9e18))) + ", more than the " +
+                      gib(available) + " this machine has free");
+  }
+  try {
+    return std::make_unique<Qwen2CausalLm>(model, max_slots, max_length);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status(StatusCode::kUnavailable, "allocating a KV cache of " + std::to_string(max_slots) + " slots x " +
+                                                std::to_string(max_length) + " tokens (" +
+                                                gib(static_cast<int64_t>(std::min(bytes, 9e18))) +
+                                                ") failed: " + what.substr(0, what.find('\n')));
   }
 }
 

@@ -10,6 +10,7 @@
 // left-padded; then each slot's new entries are written back in place. Owned by the engine's thread.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "model/generation_engine.hpp"
@@ -20,6 +21,12 @@ namespace torl::model {
 class Qwen2CausalLm : public CausalLm {
  public:
   Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t max_length);
+
+  // The same, checked first: max_length within the model's positions (max_position_embeddings), the
+  // cache within the memory the machine has (CPU: MemAvailable), and a failed allocation an error,
+  // not an abort. Errors say what was asked for; callers add which settings set it.
+  static Expected<std::unique_ptr<Qwen2CausalLm>> create(const Qwen2Model& model, int64_t max_slots,
+                                                         int64_t max_length);
 
   int64_t max_slots() const override { return static_cast<int64_t>(lengths_.size()); }
   int64_t max_length() const override { return max_length_; }

@@ -31,7 +31,8 @@ constexpr std::string_view kUsage =
     "eval rolls out every problem of data.eval_files (eval.samples each; greedy unless eval.temperature > 0)\n"
     "with the tool loop of tool.*, scores the answers, writes DIR/<data set>.jsonl (one line per sample)\n"
     "and DIR/summary.json, and prints a table per data set. DIR is --output, eval.output_dir, or\n"
-    "run.output_dir/run.name/eval. With trace.enabled the trace goes to trace.dir (default DIR/../trace).\n"
+    "run.output_dir/run.name/eval. With trace.enabled the trace goes to trace.dir (default: RUN/trace\n"
+    "for the default DIR, DIR/trace for any other).\n"
     "bench runs a random 4-layer model that writes the same 4 code blocks in every trajectory, with the\n"
     "real sandbox behind an extra random delay of LO-HI ms (default 50-500), and prints trajectories/s\n"
     "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4, after a short\n"
@@ -128,7 +129,6 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   // ---- the pipeline: generators over the model, the configured sandbox, the trace ----
   auto runner = sandbox::start_code_runner(config.tool);
   if (!runner) return err << "torl eval: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
-  const int64_t cache_length = config.data.max_prompt_tokens + config.rollout.max_response_tokens + 1;
   std::vector<std::unique_ptr<model::Qwen2CausalLm>> lms;
   actors::PipelineMetrics metrics(config.rollout.generators);
   actors::PipelineSetup setup;
@@ -137,8 +137,9 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
   for (int g = 0; g < config.rollout.generators; ++g) {
-    lms.push_back(std::make_unique<model::Qwen2CausalLm>(*qwen, actors::generator_slots(config.rollout, config.tool),
-                                                         cache_length));
+    auto lm = actors::create_generator_model(*qwen, config);
+    if (!lm) return err << "torl eval: " << lm.status().message() << "\n", kExitUsage;
+    lms.push_back(std::move(*lm));
     setup.models.push_back(lms.back().get());
   }
   if (qwen->config().eos_token_id >= 0) setup.eos_ids = {qwen->config().eos_token_id};
@@ -146,7 +147,11 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   setup.metrics = &metrics;
   std::unique_ptr<actors::TraceRecorder> trace;
   if (config.trace.enabled) {
-    const std::filesystem::path dir = config.trace.dir.empty() ? out_dir.parent_path() / "trace" : std::filesystem::path(config.trace.dir);
+    // RUN/trace beside RUN/eval; an eval written elsewhere (--output, eval.output_dir) keeps its trace
+    // inside its own folder, so that two evals under one parent never share one
+    const std::filesystem::path dir = !config.trace.dir.empty() ? std::filesystem::path(config.trace.dir)
+                                      : out_dir == run_dir / "eval" ? run_dir / "trace"
+                                                                    : out_dir / "trace";
     auto opened = actors::TraceRecorder::open(dir, config, metrics.clock());
     if (!opened) return err << "torl eval: " << opened.status().message() << "\n", kExitFailed;
     trace = std::move(*opened);

@@ -1,6 +1,7 @@
 // torl generate: sample from a model through the generation engine; and its benchmark.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 
 #include "model/device.hpp"
@@ -67,8 +68,13 @@ int generate(const Options& options, std::ostream& out, std::ostream& err) {
   if (!loaded) return err << "torl generate: " << loaded.status().message() << "\n", kExitFailed;
   const model::Qwen2Model& qwen = *loaded;
   const auto prompt_ids = tokenizer->encode(options.prompt);
-  model::Qwen2CausalLm lm(qwen, 1, static_cast<int64_t>(prompt_ids.size()) + options.max_new_tokens + 1);
-  model::GenerationEngine engine(lm, *tokenizer);
+  auto lm = model::Qwen2CausalLm::create(qwen, 1, static_cast<int64_t>(prompt_ids.size()) + options.max_new_tokens + 1);
+  if (!lm) {
+    return err << "torl generate: the prompt (" << prompt_ids.size() << " tokens) and --max-new-tokens ("
+               << options.max_new_tokens << "): " << lm.status().message() << "\n",
+           kExitUsage;
+  }
+  model::GenerationEngine engine(**lm, *tokenizer);
   model::GenerationRequest request;
   request.prompt.assign(prompt_ids.begin(), prompt_ids.end());
   request.max_new_tokens = options.max_new_tokens;
@@ -169,9 +175,10 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
   } catch (const std::exception&) {
     return usage_error(err, "--temperature and --top-p need numbers");
   }
-  if (options.temperature < 0 || options.top_p <= 0 || options.top_p > 1) {
-    return usage_error(err, "--temperature must be >= 0 and --top-p in (0, 1]");
+  if (!(options.temperature >= 0) || !std::isfinite(options.temperature) || !(options.top_p > 0 && options.top_p <= 1)) {
+    return usage_error(err, "--temperature must be a finite number >= 0 and --top-p in (0, 1]");  // NaN fails both
   }
+  if (options.top_k < 0) return usage_error(err, "--top-k must be >= 0 (0: no top-k cut)");
   if (options.model.empty() && !(is_bench && options.random)) return usage_error(err, "missing --model");
   if (is_bench) {
     if (options.batch < 1 || options.prompt_len < 1 || options.new_tokens < 2 || options.repeat < 1 ||

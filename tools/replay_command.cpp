@@ -64,6 +64,23 @@ Status write_timeline(const std::filesystem::path& trace_dir, const actors::Traj
   return write_file_atomically(out, Json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() + "\n");
 }
 
+// Whether `file` starts with a recorded trajectory: checked before the rules are loaded, so that a
+// wrong file is named as such (not as a missing config.yaml next to it).
+Status first_record_readable(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return invalid_argument("cannot read '" + file.string() + "' (record with trace.enabled)");
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const Json record = Json::parse(line, nullptr, false);
+    if (record.is_discarded()) return invalid_argument(file.string() + ":" + std::to_string(number) + ": invalid JSON");
+    auto recorded = actors::trajectory_from_json(record);
+    if (!recorded) return recorded.status().with_context(file.string() + ":" + std::to_string(number));
+    return Status();
+  }
+  return invalid_argument("no trajectories in " + file.string());
+}
+
 }  // namespace
 
 int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
@@ -99,6 +116,10 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
   const bool is_file = std::filesystem::is_regular_file(trace);
   const std::filesystem::path trace_dir = is_file ? std::filesystem::path(trace).parent_path() : std::filesystem::path(trace);
   const std::filesystem::path records_file = is_file ? std::filesystem::path(trace) : trace_dir / "trajectories.jsonl";
+  if (!std::filesystem::exists(trace)) {
+    return err << "torl replay: '" << trace << "' does not exist (a trace folder, or its trajectories.jsonl)\n", kExitUsage;
+  }
+  if (Status s = first_record_readable(records_file); !s.ok()) return err << "torl replay: " << s.message() << "\n", kExitUsage;
   if (config_file.empty()) config_file = (trace_dir / "config.yaml").string();
   config::LoadOptions options;
   options.overrides = sets;
@@ -162,6 +183,9 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
     ++differing;
     out << name << ": " << replay.differences.size() << " difference(s)\n";
     for (const std::string& difference : replay.differences) out << "  " << difference << "\n";
+  }
+  if (replayed == 0 && wanted.empty()) {
+    return err << "torl replay: no trajectories in " << records_file.string() << "\n", kExitUsage;
   }
   for (const int64_t id : wanted) {
     if (!seen.count(id)) return err << "torl replay: no trajectory " << id << " in " << records_file.string() << "\n", kExitUsage;

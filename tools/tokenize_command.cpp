@@ -149,6 +149,17 @@ int bench(const Options& options, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// Decoding skips ids the tokenizer does not have; a user who asks for them gets told instead.
+Status check_in_vocabulary(const std::vector<int32_t>& ids, const model::Tokenizer& tokenizer, const std::string& where) {
+  for (const int32_t id : ids) {
+    if (id >= tokenizer.vocab_size() || tokenizer.token_bytes(id).empty()) {
+      return invalid_argument(where + ": token id " + std::to_string(id) + " is not in the vocabulary (ids 0.." +
+                              std::to_string(tokenizer.vocab_size() - 1) + ")");
+    }
+  }
+  return Status();
+}
+
 // The tokenizer of --tokenizer, or nullopt after saying why on `err`.
 std::optional<model::Tokenizer> load_or_report(const Options& options, const std::string& name,
                                                std::ostream& err) {
@@ -205,6 +216,7 @@ int detokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
                           [&](const Json& row, const std::string& origin) -> Expected<Json> {
                             auto ids = ids_field(row, origin);
                             if (!ids.ok()) return ids.status();
+                            if (Status s = check_in_vocabulary(*ids, *tokenizer, origin); !s.ok()) return s;
                             return Json{{"text", tokenizer->decode(*ids)}};
                           });
   }
@@ -218,6 +230,10 @@ int detokenize_command(const Args& args, std::ostream& out, std::ostream& err) {
       return kExitUsage;
     }
     ids.push_back(static_cast<int32_t>(id));
+  }
+  if (Status s = check_in_vocabulary(ids, *tokenizer, "stdin"); !s.ok()) {
+    err << name << ": " << s.message() << "\n";
+    return kExitUsage;
   }
   out << tokenizer->decode(ids);
   return kExitOk;

@@ -209,6 +209,16 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   } else if (resume) {
     err << "torl train: --resume: no checkpoint in " << run_dir.string() << " yet; starting from the base model\n";
   }
+  if (resume) {
+    const int64_t from = checkpoint ? checkpoint->step : -1;
+    if (checkpoint) err << "torl train: --resume: from " << checkpoint->dir.string() << " (step " << from << ")\n";
+    auto aside = model::set_aside_incomplete_checkpoints(run_dir, from);
+    if (!aside) return err << "torl train: --resume: " << aside.status().message() << "\n", kExitFailed;
+    for (const auto& moved : *aside) {
+      err << "torl train: --resume: a newer step folder had no state.json (its write never finished); kept as "
+          << moved.string() << "\n";
+    }
+  }
   const std::filesystem::path weights_dir = checkpoint ? checkpoint->dir : std::filesystem::path(config.model.path);
   auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
   if (!policy) return err << "torl train: " << policy.status().message() << "\n", kExitFailed;
@@ -231,6 +241,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   auto trainer = model::PolicyTrainer::create(*policy, options, reference ? &*reference : nullptr);
   if (!trainer) return err << "torl train: " << trainer.status().message() << "\n", kExitUsage;
   const int64_t first_step = checkpoint ? checkpoint->step : 0;
+  if (first_step > config.train.steps) {
+    return err << "torl train: --resume: the checkpoint is at step " << first_step << ", past train.steps ("
+               << config.train.steps << "); raise train.steps to train on\n",
+           kExitUsage;
+  }
   if (checkpoint) {
     if (Status s = trainer->load_optimizer_state(checkpoint->optimizer); !s.ok()) {
       return err << "torl train: --resume: " << checkpoint->dir.string() << ": " << s.message() << "\n", kExitFailed;
@@ -253,8 +268,9 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   // ---- the pipeline over the sampler's copy, and the learner over the policy ----
   auto runner = sandbox::start_code_runner(config.tool);
   if (!runner) return err << "torl train: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
-  const int64_t cache_length = config.data.max_prompt_tokens + config.rollout.max_response_tokens + 1;
-  model::Qwen2CausalLm lm(*sampler, actors::generator_slots(config.rollout, config.tool), cache_length);
+  auto created = actors::create_generator_model(*sampler, config);
+  if (!created) return err << "torl train: " << created.status().message() << "\n", kExitUsage;
+  model::Qwen2CausalLm& lm = **created;
   const int64_t generator_fault = injected_fault("generator");
   FaultyLm faulty_lm(lm, generator_fault);
   actors::PipelineMetrics pipeline_metrics(1);

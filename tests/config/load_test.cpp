@@ -178,15 +178,15 @@ TEST_SUITE("config") {
 
   TEST_CASE("--set overrides win and are validated like the file") {
     Workspace ws;
-    const auto file = ws.config("tool:\n  max_calls: 1\n");
+    const auto file = ws.config("tool:\n  max_calls: 1\n  sandbox_fusion:\n    url: http://127.0.0.1:1\n");
     const auto set = load_config(file, {.overrides = {"tool.max_calls=4", "rollout.mode=rounds",
                                                      "data.eval_files=[" + ws.train + ", " + ws.train + "]",
-                                                     "run.name="}});
+                                                     "tool.sandbox_fusion.url="}});
     REQUIRE_MESSAGE(set.errors.empty(), set.status().to_string());
     CHECK(set.config->tool.max_calls == 4);
     CHECK(set.config->rollout.mode == RolloutMode::kRounds);
     CHECK(set.config->data.eval_files.size() == 2);
-    CHECK(set.config->run.name.empty());
+    CHECK(set.config->tool.sandbox_fusion.url.empty());  // KEY= sets an empty string
 
     const auto bad = load_config(file, {.overrides = {"tool.max_calls=many", "tool.max_cals=2", "tool",
                                                      "rollout={top_k: -1}"}});

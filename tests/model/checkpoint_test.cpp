@@ -236,6 +236,33 @@ TEST_SUITE("model") {
                                                    "step-00000012", "step-00000013"});
   }
 
+  TEST_CASE("only complete checkpoints count towards keep; resuming sets newer incomplete folders aside") {
+    const auto model = load_tiny();
+    testing::TempDir temp;
+    const auto source = make_source(temp);
+    const auto run = temp.path() / "run";
+    fs::create_directories(run / "checkpoints" / "step-00000009");  // empty: a write that never finished
+    for (const int64_t step : {1, 2, 3}) {
+      const Status written = write_checkpoint(run, make_contents(step, model, source), 2);
+      REQUIRE_MESSAGE(written.ok(), written.to_string());
+    }
+    // the two newest complete ones stay (the empty folder pushed step 2 out before), the empty one too
+    CHECK(entries(run) == std::vector<std::string>{"step-00000002", "step-00000003", "step-00000009"});
+
+    auto aside = set_aside_incomplete_checkpoints(run, 3);
+    REQUIRE_MESSAGE(aside.ok(), aside.status().to_string());
+    REQUIRE(aside->size() == 1);
+    CHECK(aside->front() == run / "checkpoints" / "incomplete-step-00000009");
+    CHECK(entries(run) == std::vector<std::string>{"incomplete-step-00000009", "step-00000002", "step-00000003"});
+    auto latest = latest_checkpoint(run);
+    REQUIRE_MESSAGE(latest.ok(), latest.status().to_string());
+    CHECK(**latest == run / "checkpoints" / "step-00000003");
+    // nothing newer and incomplete: nothing moves
+    auto none = set_aside_incomplete_checkpoints(run, 3);
+    REQUIRE_MESSAGE(none.ok(), none.status().to_string());
+    CHECK(none->empty());
+  }
+
   TEST_CASE("one flipped byte in model.safetensors is a checksum error naming the checkpoint") {
     const auto model = load_tiny();
     testing::TempDir temp;

@@ -38,6 +38,29 @@ torch::Tensor full_forward_last(const Qwen2Model& model, const std::vector<int64
 }
 
 TEST_SUITE("model") {
+  TEST_CASE("Qwen2CausalLm::create refuses what the model or the machine cannot hold, with the sizes asked for") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");  // 512 positions
+    auto fits = Qwen2CausalLm::create(model, 4, 513);
+    REQUIRE_MESSAGE(fits.ok(), fits.status().to_string());
+    CHECK((*fits)->max_slots() == 4);
+    CHECK((*fits)->max_length() == 513);
+
+    auto too_long = Qwen2CausalLm::create(model, 4, 514);
+    REQUIRE_FALSE(too_long.ok());
+    CHECK((too_long.status().code() == StatusCode::kInvalidArgument));
+    CHECK(too_long.status().message() ==
+          "sequences of up to 513 tokens are more than the 512 positions the model supports (max_position_embeddings)");
+
+    // 10^12 slots: far past any machine's memory, refused before allocating
+    auto too_many = Qwen2CausalLm::create(model, 1000000000000, 100);
+    REQUIRE_FALSE(too_many.ok());
+    CHECK((too_many.status().code() == StatusCode::kUnavailable));
+    CHECK(too_many.status().message().find("a KV cache of 1000000000000 slots x 100 tokens needs ") == 0);
+    CHECK(too_many.status().message().find("this machine has free") != std::string::npos);
+
+    CHECK_FALSE(Qwen2CausalLm::create(model, 0, 100).ok());
+  }
+
   TEST_CASE("greedy generation through the batched engine equals HF's greedy_ids") {
     for (const char* name : {"tiny-qwen2", "tiny-qwen2-tied"}) {
       const Qwen2Model model = load_fixture(name);

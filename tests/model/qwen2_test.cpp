@@ -18,6 +18,8 @@
 // silently replace doctest's (an aborting check that doctest does not count or report).
 #include <doctest/doctest.h>
 
+#include <limits>
+
 namespace torl::model {
 namespace {
 
@@ -165,6 +167,14 @@ TEST_SUITE("model") {
     REQUIRE_FALSE(c.ok());
     CHECK(c.status().message().find("unexpected tensor model.layers.2.input_layernorm.weight") !=
           std::string::npos);
+
+    auto poisoned = *tensors;  // NaN weights would only show as garbage text
+    auto weight = poisoned.at("model.layers.0.mlp.up_proj.weight").clone();
+    weight.index_put_({3, 5}, std::numeric_limits<float>::quiet_NaN());
+    poisoned["model.layers.0.mlp.up_proj.weight"] = weight;
+    const auto d = Qwen2Model::from_tensors(*config, poisoned, "dir", torch::kCPU, torch::kFloat32);
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.status().message() == "loading 'dir': tensor model.layers.0.mlp.up_proj.weight has non-finite values (NaN or inf)");
 
     const auto no_folder = Qwen2Model::load(dir / "nope", torch::kCPU, torch::kFloat32);
     REQUIRE_FALSE(no_folder.ok());

@@ -38,6 +38,23 @@ grep -Eq "stopped by SIGTERM after step [23]; the checkpoint of step [23] is in"
 cmp -s "$out/straight/checkpoints/step-00000004/model.safetensors" "$out/stopped/checkpoints/step-00000004/model.safetensors" ||
   { echo "the run stopped by SIGTERM and resumed ends with other weights than the uninterrupted one"; exit 1; }
 
+# train.steps below the checkpoint: refused with both numbers, not "steps 4 -> 2"
+"$torl" train $config $sets --set run.name=stopped --set train.steps=2 --resume 2>"$out.fewer.log" >/dev/null
+[ $? -eq 2 ] && grep -q "the checkpoint is at step 4, past train.steps (2)" "$out.fewer.log" ||
+  { echo "train.steps below the checkpoint was not refused:"; cat "$out.fewer.log"; exit 1; }
+
+# a newer step folder without state.json (a write that never finished) is named and set aside, not
+# overwritten; the resume says which checkpoint it uses (on a copy: the metrics below compare "stopped")
+cp -r "$out/stopped" "$out/extra"
+mkdir -p "$out/extra/checkpoints/step-00000005" && echo keep >"$out/extra/checkpoints/step-00000005/model.safetensors"
+"$torl" train $config $sets --set run.name=extra --set train.steps=5 --resume 2>"$out.incomplete.log" >/dev/null ||
+  { cat "$out.incomplete.log"; exit 1; }
+grep -q "from $out/extra/checkpoints/step-00000004 (step 4)" "$out.incomplete.log" &&
+  grep -q "kept as $out/extra/checkpoints/incomplete-step-00000005" "$out.incomplete.log" &&
+  [ "$(cat "$out/extra/checkpoints/incomplete-step-00000005/model.safetensors")" = keep ] &&
+  [ -e "$out/extra/checkpoints/step-00000005/state.json" ] ||
+  { echo "the incomplete newer folder was not named and kept:"; cat "$out.incomplete.log"; ls "$out/extra/checkpoints"; exit 1; }
+
 # a corrupt checkpoint is refused with the file named, and nothing is trained on it
 printf 'X' | dd of="$out/killed/checkpoints/step-00000004/model.safetensors" bs=1 seek=200 conv=notrunc 2>/dev/null
 "$torl" train $config $sets --set run.name=killed --set train.steps=5 --resume 2>"$out.corrupt.log" >/dev/null
