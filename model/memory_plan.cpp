@@ -1,5 +1,7 @@
 #include "model/memory_plan.hpp"
 
+#include <fstream>
+
 #include <algorithm>
 #include <iomanip>
 #include <sstream>
@@ -21,6 +23,16 @@ int64_t MemoryPlan::total() const {
   int64_t sum = 0;
   for (const auto& item : items) sum += item.bytes;
   return sum;
+}
+
+int64_t available_host_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
 }
 
 int64_t MemoryPlan::bytes_of(const std::string& name) const {

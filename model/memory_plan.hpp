@@ -47,6 +47,9 @@ int64_t parameter_count(const Qwen2Config& config);
 
 MemoryPlan plan_memory(const MemoryPlanInput& input);
 
+// Bytes this machine can still give (MemAvailable of /proc/meminfo), or -1 where it is not known.
+int64_t available_host_memory();
+
 // The plan as a table (GiB per item, the total); with device_gib > 0 whether it fits and, when it does
 // not, which settings would shrink the largest items.
 std::string format_memory_plan(const MemoryPlan& plan, const MemoryPlanInput& input, double device_gib);

@@ -1,11 +1,11 @@
 #include "model/qwen2_causal_lm.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 
 #include "common/check.hpp"
+#include "model/memory_plan.hpp"
 
 namespace torl::model {
 
@@ -22,18 +22,6 @@ Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t
 }
 
 namespace {
-
-// Bytes the machine can still give (MemAvailable), or -1 where it is not known.
-int64_t available_host_bytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return -1;
-}
 
 std::string gib(int64_t bytes) {
   std::ostringstream out;
@@ -59,7 +47,7 @@ Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model&
   const double bytes = 2.0 * static_cast<double>(config.num_hidden_layers) * static_cast<double>(max_slots) *
                        static_cast<double>(config.num_key_value_heads) * static_cast<double>(max_length) *
                        static_cast<double>(config.head_dim()) * static_cast<double>(c10::elementSize(model.dtype()));
-  const int64_t available = model.device().is_cpu() ? available_host_bytes() : -1;
+  const int64_t available = model.device().is_cpu() ? available_host_memory() : -1;
   if (available >= 0 && bytes > static_cast<double>(available)) {
     return Status(StatusCode::kUnavailable,
                   "a KV cache of " + std::to_string(max_slots) + " slots x " + std::to_string(max_length) +

@@ -40,12 +40,27 @@ bool reset_peak() {
 Expected<TrainBenchRun> bench_train_step(const TrainBenchShape& shape, bool checkpointing, int64_t logits_chunk) {
   constexpr int64_t kPrompt = 64;
   if (shape.length <= kPrompt || shape.sequences < 1 || shape.vocabulary < 2 || shape.steps < 1) {
-    return invalid_argument("train bench: need sequences >= 1, length > 64, vocabulary >= 2, steps >= 1");
+    return invalid_argument("need sequences >= 1, length > 64, vocabulary >= 2, steps >= 1");
   }
   TrainBenchRun run;
   run.checkpointing = checkpointing;
   run.logits_chunk = logits_chunk;
   const Qwen2Config config = bench_model_config(shape.vocabulary, shape.length);
+  MemoryPlanInput input;
+  input.model = config;
+  input.gradient_checkpointing = checkpointing;
+  input.sequences = shape.sequences;
+  input.length = shape.length;
+  input.logits_chunk = logits_chunk;
+  // in doubles first: a shape of 10^11 tokens overflows the plan's int64 sums
+  const double tokens = static_cast<double>(shape.sequences) * static_cast<double>(shape.length);
+  const int64_t free_bytes = available_host_memory();
+  if (tokens * static_cast<double>(std::max(config.hidden_size, config.vocab_size)) * 16 > 4e18 ||
+      (free_bytes >= 0 && plan_memory(input).total() > free_bytes)) {
+    return invalid_argument("--sequences " + std::to_string(shape.sequences) + " x --length " +
+                            std::to_string(shape.length) + " needs more memory than this machine has free (" +
+                            std::to_string(free_bytes >> 20) + " MiB; see torl train --plan)");
+  }
 
   // The same random tokens for every run: 64-token prompts (different in each row), the rest response.
   std::mt19937 rng(7);
@@ -83,12 +98,6 @@ Expected<TrainBenchRun> bench_train_step(const TrainBenchShape& shape, bool chec
   }
   run.peak_bytes = status_bytes("VmHWM") - start;
 
-  MemoryPlanInput input;
-  input.model = config;
-  input.gradient_checkpointing = checkpointing;
-  input.sequences = shape.sequences;
-  input.length = shape.length;
-  input.logits_chunk = logits_chunk;
   run.planned_bytes = plan_memory(input).total();
   return run;
 }

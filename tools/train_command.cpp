@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -103,9 +104,11 @@ constexpr std::string_view kUsage =
     "run.metrics_port > 0 serves GET /healthz and GET /metrics (Prometheus text) on 127.0.0.1.\n"
     "trace.enabled records every rollout in RUN/trace (trace-from-step-N after --resume) for torl replay.\n"
     "\n"
-    "SIGINT or SIGTERM: no new step starts, the steps in flight finish, a checkpoint of the last one is\n"
-    "written and torl exits 0; --resume continues. A second Ctrl-C stops at once (the newest checkpoint\n"
-    "is kept); a second SIGTERM is ignored (SIGKILL insists).\n";
+    "SIGINT or SIGTERM: no new step starts; in one process the rollouts in flight are dropped (an update\n"
+    "already running finishes), with --nproc the steps in flight finish (the ranks stop together); a\n"
+    "checkpoint of the last finished step is written and torl exits 0; --resume continues. A second\n"
+    "Ctrl-C stops at once (the newest checkpoint is kept); a second SIGTERM is ignored (SIGKILL insists).\n"
+    "A step whose rollouts take longer than 30 s prints how many have finished every 30 s.\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
@@ -146,11 +149,14 @@ Expected<Rank> rank_from_environment() {
   return r;
 }
 
+constexpr auto kProgressEvery = std::chrono::seconds(30);  // a line on a step that takes longer
+
 int train(const std::string& file, const std::vector<std::string>& sets, bool resume, std::ostream& out,
           std::ostream& err) {
   const auto started = std::chrono::steady_clock::now();
-  // SIGINT/SIGTERM from here on: no new step; the steps in flight finish, a checkpoint is written,
-  // exit 0. One during start-up stops the run before its first step.
+  // SIGINT/SIGTERM from here on: no new step; the rollouts in flight are dropped (ranks of --nproc
+  // finish their steps in flight together), a checkpoint is written, exit 0. One during start-up stops
+  // the run before its first step.
   std::mutex mutex;
   std::condition_variable stepped;
   int stop_signal = 0;  // guarded by mutex: SIGINT/SIGTERM received by this process
@@ -442,8 +448,13 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       stepped.notify_all();
     };
     actors::LearnerApi learner_actor;
+    int64_t rollouts_finished = 0;  // guarded by mutex: training trajectories back from the pipeline
     actors::Pipeline pipeline(system, setup, [&](Trajectory t) {
       if (t.id() >= kEvalIds) return eval_finished(t);
+      {
+        std::lock_guard lock(mutex);
+        ++rollouts_finished;
+      }
       caf::anon_send(learner_actor, actors::finished_atom::value, std::move(t));
     });
     learner.generators = pipeline.generators();
@@ -472,13 +483,22 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
         lock.lock();
       }
       if ((done >= steps && evals.empty()) || !failure.ok()) break;  // evals holds the unfinished ones
-      if (stopping() && done >= submitted) break;  // unfinished evals are dropped
+      // Unfinished evals are dropped; so are the rollouts of steps in flight in one process (a step can
+      // take hours: a stop must not wait for it). Ranks of --nproc stop together after their steps.
+      if (stopping() && (done >= submitted || rank.world == 1)) break;
       const int64_t seen = done;
       const size_t evals_left = evals.size();
       const int signal_seen = stop_signal;
-      stepped.wait(lock, [&] {
+      const auto woken = [&] {
         return done != seen || evals.size() != evals_left || !failure.ok() || stop_signal != signal_seen;
-      });
+      };
+      if (!stepped.wait_for(lock, kProgressEvery, woken) && lead && done < submitted) {
+        // a long step: how far its rollouts are
+        const int64_t per_step = config.rollout.prompts_per_step / rank.world * config.rollout.samples_per_prompt;
+        const int64_t of_done = std::max<int64_t>(0, rollouts_finished - (done - first_step) * per_step);
+        err << "torl train: step " << done + 1 << " in flight: " << std::min(of_done, per_step) << " of " << per_step
+            << " rollouts finished" << (submitted > done + 1 ? " (and later steps started)" : "") << std::endl;
+      }
     }
     lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
@@ -626,6 +646,9 @@ int bench(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
   if (repeat < 1) return usage_error(err, "--repeat must be >= 1");
+  if (sequences < 1 || sequences > 65536 || length <= 64 || length > (1 << 20) || vocabulary < 2 || vocabulary > (1 << 22)) {
+    return usage_error(err, "--sequences must be in [1, 65536], --length in (64, 1048576], --vocabulary in [2, 4194304]");
+  }
   shape.sequences = sequences, shape.length = length, shape.vocabulary = vocabulary;
   struct Setting {
     bool checkpointing;
@@ -636,7 +659,10 @@ int bench(const Args& args, std::ostream& out, std::ostream& err) {
   for (long r = 0; r < repeat; ++r) {  // interleaved, so that a slow spell of the machine hits all alike
     for (size_t i = 0; i < settings.size(); ++i) {
       auto run = model::bench_train_step(shape, settings[i].checkpointing, settings[i].chunk);
-      if (!run) return err << "torl train bench: " << run.status().message() << "\n", kExitFailed;
+      if (!run) {
+        return err << "torl train bench: " << run.status().message() << "\n",
+               run.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
+      }
       err << "torl train bench: checkpointing " << (settings[i].checkpointing ? "on" : "off") << ", logits_chunk "
           << settings[i].chunk << ": " << std::fixed << std::setprecision(1) << run->step_s << " s, peak "
           << static_cast<double>(run->peak_bytes) / (1 << 20) << " MiB\n";
@@ -694,7 +720,7 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   if (planning) {
     char* end = nullptr;
     const double gib = device_memory.empty() ? 0.0 : std::strtod(device_memory.c_str(), &end);
-    if (!device_memory.empty() && (*end != '\0' || !(gib > 0))) {
+    if (!device_memory.empty() && (*end != '\0' || !(gib > 0) || !std::isfinite(gib))) {
       return usage_error(err, "--device-memory must be a size in GiB > 0 (got '" + device_memory + "')");
     }
     return plan(file, sets, model_config, gib, out, err);

@@ -2,7 +2,7 @@
 # An actor that dies of an exception ends torl train with exit 1, naming the actor and the error,
 # instead of leaving the run waiting for it; the last good checkpoint is kept and named. Faults are
 # injected with TORL_TEST_FAULT: the learner after step 3 (checkpoints every 2 steps), a generator on
-# its 5th forward pass (during step 1). Usage (from the project root): train_fault_test.sh TORL OUTPUT_DIR
+# its 5th forward pass (during step 1). And SIGTERM in the middle of a long step. Usage (from the project root): train_fault_test.sh TORL OUTPUT_DIR
 set -u
 torl=$1
 out=$2/train-fault
@@ -26,4 +26,15 @@ grep -q "torl train: the generator-0 actor failed: injected fault (TORL_TEST_FAU
   { echo "generator fault: the error does not name the actor:"; cat "$out.generator.log"; exit 1; }
 [ -e "$out/generator/metrics.jsonl" ] && [ -s "$out/generator/metrics.jsonl" ] &&
   { echo "generator fault: a step was trained after the generator died"; exit 1; }
-echo "faults end the run with the actor named"
+# A stop during a step that would take hours (100000 samples a prompt) ends the run at once: the
+# rollouts in flight are dropped, nothing is trained on them. Progress lines show the long step; the
+# first one (after 30 s) is the moment to stop it.
+"$torl" train $config $sets --set run.name=long --set rollout.samples_per_prompt=100000 2>"$out.long.log" >/dev/null &
+pid=$!
+tail -n +1 -f --pid=$pid "$out.long.log" | { grep -q -m1 "step 1 in flight: [0-9]* of 200000 rollouts finished"; kill -TERM $pid; }
+wait $pid
+status=$?
+[ $status -eq 0 ] && grep -q "stopped by SIGTERM before its first step" "$out.long.log" ||
+  { echo "a stop during a long step: expected a clean stop (exit 0), got $status:"; cat "$out.long.log"; exit 1; }
+[ -s "$out/long/metrics.jsonl" ] && { echo "a stop during a long step: a step was trained"; exit 1; }
+echo "faults end the run with the actor named; a stop ends a long step at once"
