@@ -105,6 +105,10 @@ struct RunConfig {
   int64_t seed = 1;              // seeds data order, sampling and model init
   LogLevel log_level = LogLevel::kInfo;  // stderr verbosity
   int metrics_port = 0;          // HTTP /healthz and /metrics on 127.0.0.1; 0 = off
+  // One intra-op thread and LibTorch's deterministic algorithms: the same config gives bit-identical
+  // weights on any machine (without it: on one machine; the thread count follows the CPUs), at the cost
+  // of the matmuls' parallel speed-up.
+  bool deterministic = false;
 
   template <class V>
   void visit(V& v) {
@@ -113,6 +117,7 @@ struct RunConfig {
     v("seed", seed, {.min = 0});
     v("log_level", log_level);
     v("metrics_port", metrics_port, {.min = 0, .max = 65535});
+    v("deterministic", deterministic);
   }
 };
 

@@ -57,6 +57,11 @@ void use_available_cpus() {
   if (count > 0) at::set_num_threads(count);
 }
 
+void make_deterministic() {
+  at::set_num_threads(1);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+}
+
 void keep_freed_memory() {
   ::mallopt(M_MMAP_MAX, 0);                     // large blocks from the heap, not one mapping each
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);         // and the heap's top given back only past 1 GiB free

@@ -25,6 +25,10 @@ Expected<torch::ScalarType> parse_dtype(const std::string& name);
 // start, before any tensor work.
 void use_available_cpus();
 
+// run.deterministic: one intra-op thread and LibTorch's deterministic algorithms (an op without a
+// deterministic implementation then fails instead of varying).
+void make_deterministic();
+
 // Makes glibc keep freed memory in the process instead of returning every large block to the kernel:
 // a training step allocates and frees tensors of tens of MB, which glibc maps and unmaps each time
 // (the pages are faulted in and zeroed again next step; a fifth of the wall time of a CPU step here).

@@ -98,6 +98,7 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl eval: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
+  if (config.run.deterministic) model::make_deterministic();
   if (config.data.eval_files.empty()) {
     return err << "torl eval: " << file << ": data.eval_files is empty: nothing to evaluate\n", kExitUsage;
   }

@@ -168,6 +168,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
+  if (config.run.deterministic) model::make_deterministic();
   auto place = rank_from_environment();
   if (!place) return err << "torl train: " << place.status().message() << "\n", kExitUsage;
   const Rank rank = *place;
