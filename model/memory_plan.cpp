@@ -19,6 +19,8 @@ std::string gib(int64_t bytes) {
 
 }  // namespace
 
+std::string format_gib(int64_t bytes) { return gib(bytes) + " GiB"; }
+
 int64_t MemoryPlan::total() const {
   int64_t sum = 0;
   for (const auto& item : items) sum += item.bytes;

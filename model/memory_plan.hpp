@@ -47,6 +47,9 @@ int64_t parameter_count(const Qwen2Config& config);
 
 MemoryPlan plan_memory(const MemoryPlanInput& input);
 
+// "12.34 GiB" (three decimals below 0.1 GiB), as the plan's table writes sizes.
+std::string format_gib(int64_t bytes);
+
 // Bytes this machine can still give (MemAvailable of /proc/meminfo), or -1 where it is not known.
 int64_t available_host_memory();
 

@@ -1,8 +1,6 @@
 #include "model/qwen2_causal_lm.hpp"
 
 #include <algorithm>
-#include <iomanip>
-#include <sstream>
 
 #include "common/check.hpp"
 #include "model/memory_plan.hpp"
@@ -20,16 +18,6 @@ Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t
                       torch::zeros({max_slots, config.num_key_value_heads, max_length, config.head_dim()}, options)});
   }
 }
-
-namespace {
-
-std::string gib(int64_t bytes) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1024.0 * 1024 * 1024) << " GiB";
-  return out.str();
-}
-
-}  // namespace
 
 Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model& model, int64_t max_slots,
                                                                int64_t max_length) {
@@ -51,8 +39,8 @@ Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model&
   if (available >= 0 && bytes > static_cast<double>(available)) {
     return Status(StatusCode::kUnavailable,
                   "a KV cache of " + std::to_string(max_slots) + " slots x " + std::to_string(max_length) +
-                      " tokens needs " + gib(static_cast<int64_t>(std::min(bytes, 9e18))) + ", more than the " +
-                      gib(available) + " this machine has free");
+                      " tokens needs " + format_gib(static_cast<int64_t>(std::min(bytes, 9e18))) + ", more than the " +
+                      format_gib(available) + " this machine has free");
   }
   try {
     return std::make_unique<Qwen2CausalLm>(model, max_slots, max_length);
@@ -60,7 +48,7 @@ Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model&
     const std::string what = e.what_without_backtrace();
     return Status(StatusCode::kUnavailable, "allocating a KV cache of " + std::to_string(max_slots) + " slots x " +
                                                 std::to_string(max_length) + " tokens (" +
-                                                gib(static_cast<int64_t>(std::min(bytes, 9e18))) +
+                                                format_gib(static_cast<int64_t>(std::min(bytes, 9e18))) +
                                                 ") failed: " + what.substr(0, what.find('\n')));
   }
 }

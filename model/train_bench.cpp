@@ -55,8 +55,9 @@ Expected<TrainBenchRun> bench_train_step(const TrainBenchShape& shape, bool chec
   // in doubles first: a shape of 10^11 tokens overflows the plan's int64 sums
   const double tokens = static_cast<double>(shape.sequences) * static_cast<double>(shape.length);
   const int64_t free_bytes = available_host_memory();
-  if (tokens * static_cast<double>(std::max(config.hidden_size, config.vocab_size)) * 16 > 4e18 ||
-      (free_bytes >= 0 && plan_memory(input).total() > free_bytes)) {
+  const bool overflows = tokens * static_cast<double>(std::max(config.hidden_size, config.vocab_size)) * 16 > 4e18;
+  run.planned_bytes = overflows ? 0 : plan_memory(input).total();
+  if (overflows || (free_bytes >= 0 && run.planned_bytes > free_bytes)) {
     return invalid_argument("--sequences " + std::to_string(shape.sequences) + " x --length " +
                             std::to_string(shape.length) + " needs more memory than this machine has free (" +
                             std::to_string(free_bytes >> 20) + " MiB; see torl train --plan)");
@@ -98,7 +99,6 @@ Expected<TrainBenchRun> bench_train_step(const TrainBenchShape& shape, bool chec
   }
   run.peak_bytes = status_bytes("VmHWM") - start;
 
-  run.planned_bytes = plan_memory(input).total();
   return run;
 }
 

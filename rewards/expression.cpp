@@ -35,6 +35,15 @@ ExprPtr symbol(std::string name) { return make(ExprKind::kSymbol, std::move(name
 ExprPtr function(std::string name, std::vector<ExprPtr> args) {
   return make(ExprKind::kFunction, std::move(name), std::move(args));
 }
+// Items between brackets (a point, an interval, a vector) or the parts of a ratio (':' both sides).
+ExprPtr tuple_of(std::vector<ExprPtr> items, char open, char close) {
+  auto tuple = std::make_shared<Expr>();
+  tuple->kind = ExprKind::kTuple;
+  tuple->args = std::move(items);
+  tuple->open = open;
+  tuple->close = close;
+  return tuple;
+}
 ExprPtr negate(ExprPtr x) { return make(ExprKind::kNeg, {}, {std::move(x)}); }
 ExprPtr reciprocal(ExprPtr x) { return make(ExprKind::kPow, {}, {std::move(x), number("-1")}); }
 
@@ -205,17 +214,9 @@ class Parser {
     auto set = union_of();
     if (!set || (*set)->kind != ExprKind::kTuple || (*set)->args.size() != 2) return std::nullopt;
     const Expr& interval = **set;
-    const auto piece = [](ExprPtr low, ExprPtr high, char open, char close) {
-      auto tuple = std::make_shared<Expr>();
-      tuple->kind = ExprKind::kTuple;
-      tuple->args = {std::move(low), std::move(high)};
-      tuple->open = open;
-      tuple->close = close;
-      return ExprPtr(tuple);
-    };
     return make(ExprKind::kUnion, {},
-                {piece(negate(symbol("oo")), interval.args[0], '(', interval.open == '[' ? ')' : ']'),
-                 piece(interval.args[1], symbol("oo"), interval.close == ']' ? '(' : '[', ')')});
+                {tuple_of({negate(symbol("oo")), interval.args[0]}, '(', interval.open == '[' ? ')' : ']'),
+                 tuple_of({interval.args[1], symbol("oo")}, interval.close == ']' ? '(' : '[', ')')});
   }
 
   // "3:8" is the number 3/8 (a ratio equals its value: 6:16 and 0.375 too); "1:2:3" is a tuple
@@ -231,11 +232,7 @@ class Parser {
     }
     if (parts.size() == 1) return parts[0];
     if (parts.size() == 2) return make(ExprKind::kMul, {}, {parts[0], reciprocal(parts[1])});
-    auto tuple = std::make_shared<Expr>();
-    tuple->kind = ExprKind::kTuple;
-    tuple->args = std::move(parts);
-    tuple->open = tuple->close = ':';
-    return tuple;
+    return tuple_of(std::move(parts), ':', ':');
   }
 
   std::optional<ExprPtr> sum() {
@@ -536,12 +533,7 @@ class Parser {
     }
     if (items.size() == 1 && open == '(' && close == ')') return items[0];  // grouping
     if (items.size() == 1 && open == '[' && close == ']') return items[0];
-    auto tuple = std::make_shared<Expr>();
-    tuple->kind = ExprKind::kTuple;
-    tuple->args = std::move(items);
-    tuple->open = open;
-    tuple->close = close;
-    return tuple;
+    return tuple_of(std::move(items), open, close);
   }
 
   // "\{x \mid -2 < x < 2\}", "\{x | x > 0\}", "\{x \in \mathbb{R} : x \ge 1\}": the set the condition
@@ -749,23 +741,13 @@ class Parser {
         items.push_back(*item);
       } while (eat(','));
       if (!eat_command("rangle")) return std::nullopt;
-      auto tuple = std::make_shared<Expr>();
-      tuple->kind = ExprKind::kTuple;
-      tuple->args = std::move(items);
-      tuple->open = '(';
-      tuple->close = ')';
-      return tuple;
+      return tuple_of(std::move(items), '(', ')');
     }
     if (name == "mathbb") {  // \mathbb{R}: the real line
       const size_t save = pos_;
       pos_ += 1 + name.size();
       if (eat('{') && eat('R') && eat('}')) {
-        auto line = std::make_shared<Expr>();
-        line->kind = ExprKind::kTuple;
-        line->args = {negate(symbol("oo")), symbol("oo")};
-        line->open = '(';
-        line->close = ')';
-        return line;
+        return tuple_of({negate(symbol("oo")), symbol("oo")}, '(', ')');
       }
       pos_ = save;
       return std::nullopt;
