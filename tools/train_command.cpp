@@ -37,6 +37,7 @@
 #include "tools/run_endpoint.hpp"
 #include "tools/run_setup.hpp"
 #include "tools/stop_signals.hpp"
+#include "tools/train_hooks.hpp"
 #include "tools/train_metrics.hpp"
 
 namespace torl::tools {
@@ -44,32 +45,10 @@ namespace {
 
 using actors::Trajectory;
 
-// Tests: TORL_TEST_FAULT=ACTOR:N injects an exception into an actor, to show that a failed actor ends
-// the run: "learner:N" after step N, "generator:N" on the generator's Nth forward pass. -1 when unset.
-int64_t injected_fault(std::string_view actor) {
-  const char* value = std::getenv("TORL_TEST_FAULT");
-  const std::string prefix = std::string(actor) + ":";
-  if (value == nullptr || std::string_view(value).rfind(prefix, 0) != 0) return -1;
-  return std::atoll(value + prefix.size());
+TrainHooks& hooks() {
+  static TrainHooks installed;
+  return installed;
 }
-
-// The generator's model with TORL_TEST_FAULT=generator:N: the Nth extend throws.
-class FaultyLm final : public model::CausalLm {
- public:
-  FaultyLm(model::CausalLm& inner, int64_t fail_at) : inner_(inner), fail_at_(fail_at) {}
-  int64_t max_slots() const override { return inner_.max_slots(); }
-  int64_t max_length() const override { return inner_.max_length(); }
-  torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override {
-    if (++calls_ == fail_at_) throw std::runtime_error("injected fault (TORL_TEST_FAULT) in forward pass " + std::to_string(calls_));
-    return inner_.extend(slots, tokens);
-  }
-  void clear(int64_t slot) override { inner_.clear(slot); }
-
- private:
-  model::CausalLm& inner_;
-  int64_t fail_at_;
-  int64_t calls_ = 0;
-};
 
 constexpr std::string_view kUsage =
     "usage: torl train CONFIG [--set KEY=VALUE]... [--resume] [--nproc N]\n"
@@ -277,16 +256,15 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (!runner) return err << "torl train: starting the sandbox: " << runner.status().message() << "\n", kExitFailed;
   auto created = actors::create_generator_model(*sampler, config);
   if (!created) return err << "torl train: " << created.status().message() << "\n", kExitUsage;
-  model::Qwen2CausalLm& lm = **created;
-  const int64_t generator_fault = injected_fault("generator");
-  FaultyLm faulty_lm(lm, generator_fault);
+  std::unique_ptr<model::CausalLm> wrapped_lm;
+  if (hooks().wrap_generator_model) wrapped_lm = hooks().wrap_generator_model(**created);
   actors::PipelineMetrics pipeline_metrics(1);
   actors::PipelineSetup setup;
   setup.rollout = config.rollout;
   setup.tool = config.tool;
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
-  setup.models = {generator_fault > 0 ? static_cast<model::CausalLm*>(&faulty_lm) : &lm};
+  setup.models = {wrapped_lm ? wrapped_lm.get() : static_cast<model::CausalLm*>(created->get())};
   setup.weights = {&*sampler};
   if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
   setup.runner = runner->get();
@@ -316,16 +294,6 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   Status failure;             // guarded by mutex: a checkpoint that could not be written ends the run
   bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
   int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
-  // tests: SIGKILL (a crash) or SIGTERM (a stop) to this process, or SIGTERM to its parent (a sweep
-  // being stopped), right after step N's line
-  const auto hook_step = [](const char* name) {
-    const char* value = std::getenv(name);
-    return value ? std::atoll(value) : int64_t{-1};
-  };
-  const int64_t kill_after = hook_step("TORL_TEST_KILL_AFTER_STEP");
-  const int64_t term_after = hook_step("TORL_TEST_TERM_AFTER_STEP");
-  const int64_t term_parent_after = hook_step("TORL_TEST_TERM_PARENT_AFTER_STEP");
-  const int64_t learner_fault_after = injected_fault("learner");
   // Ranks stop together (a step has collectives); one process may stop between steps on its own.
   const auto stopping = [&] { return stop_agreed || (rank.world == 1 && stop_signal != 0); };  // under mutex
   const auto write_checkpoint_at = [&](int64_t step) {
@@ -368,16 +336,11 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       if (endpoint) endpoint->on_step(line);
     }
     if (due) written = write_checkpoint_at(report.step);
-    if (report.step == kill_after) std::raise(SIGKILL);
-    if (report.step == learner_fault_after) throw std::runtime_error("injected fault (TORL_TEST_FAULT) after step " + std::to_string(report.step));
-    if (report.step == term_after) {  // twice, as a supervisor and a launcher both deliver it
-      std::raise(SIGTERM);
-      std::raise(SIGTERM);
-    }
-    if (report.step == term_parent_after) {  // and wait until the sweep has passed it back (bounded)
-      ::kill(::getppid(), SIGTERM);
-      std::unique_lock lock(mutex);
-      stepped.wait_for(lock, std::chrono::seconds(30), [&] { return stop_signal != 0; });
+    if (hooks().after_step) {
+      hooks().after_step(report.step, [&](std::chrono::seconds limit) {
+        std::unique_lock lock(mutex);
+        stepped.wait_for(lock, limit, [&] { return stop_signal != 0; });
+      });
     }
     std::lock_guard lock(mutex);
     done = report.step;
@@ -689,6 +652,8 @@ int bench(const Args& args, std::ostream& out, std::ostream& err) {
   }
   return kExitOk;
 }
+
+void set_train_hooks(TrainHooks installed) { hooks() = std::move(installed); }
 
 int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   if (!args.empty() && args[0] == "bench") return bench(Args(args.begin() + 1, args.end()), out, err);

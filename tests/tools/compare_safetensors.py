@@ -1,5 +1,8 @@
 """Prints the largest absolute difference between the tensors of two .safetensors files (same names,
-shapes and dtypes required) and exits 1 when it exceeds the tolerance. Usage: A B TOLERANCE"""
+shapes and dtypes required) and exits 1 when it exceeds the tolerance. Usage: A B TOLERANCE [--relative]
+[--prefix P]. --relative: each tensor's largest difference divided by its largest absolute value in A
+(for low-precision arithmetic, whose rounding scales with the values); --prefix: only tensors whose
+names start with P (e.g. exp_avg/ in an optimizer state)."""
 import json
 import struct
 import sys
@@ -27,9 +30,23 @@ def read(path):
     return out
 
 
-a, b, tolerance = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3])
+args = sys.argv[1:]
+relative = "--relative" in args
+prefix = args[args.index("--prefix") + 1] if "--prefix" in args else ""
+a, b, tolerance = read(args[0]), read(args[1]), float(args[2])
 if a.keys() != b.keys():
     sys.exit(f"different tensors: {sorted(a.keys() ^ b.keys())}")
-worst = max(float(numpy.max(numpy.abs(a[n].astype(numpy.float64) - b[n].astype(numpy.float64)))) for n in a)
-print(f"max abs difference {worst:.3g} over {len(a)} tensors (tolerance {tolerance:g})")
+names = [n for n in a if n.startswith(prefix)]
+if not names:
+    sys.exit(f"no tensor name starts with {prefix!r}")
+
+
+def difference(n):
+    x, y = a[n].astype(numpy.float64), b[n].astype(numpy.float64)
+    d = float(numpy.max(numpy.abs(x - y)))
+    return d / max(float(numpy.max(numpy.abs(x))), 1e-30) if relative else d
+
+
+worst = max(difference(n) for n in names)
+print(f"max {'relative' if relative else 'abs'} difference {worst:.3g} over {len(names)} tensors (tolerance {tolerance:g})")
 sys.exit(0 if worst <= tolerance else 1)

@@ -1,13 +1,13 @@
 #!/bin/sh
-# run.deterministic on the demo config: two uninterrupted runs, and a run killed after step 1 and
-# resumed, end with bit-identical weights, and the weights did change on the way (a real reward
-# signal: the demo model earns different rewards within a group).
-# Usage (from the project root): deterministic_test.sh TORL OUTPUT_DIR
+# run.deterministic on the training fixture with a real reward signal: two uninterrupted runs, and a run
+# killed after step 1 and resumed, end with bit-identical weights, and the weights did change on the way
+# (the demo model earns different rewards within a group).
+# Usage (from the project root): deterministic_test.sh TORL_HOOKED OUTPUT_DIR (tests/tools/torl_hooked.cpp)
 set -u
 torl=$1
 out=$2/deterministic
-rm -rf "$out"
-config=config/examples/demo.yaml
+mkdir -p "$2" && rm -rf "$out"
+config=tests/tools/signal-train.yaml
 sets="--set run.output_dir=$out --set run.deterministic=true --set train.steps=2 --set train.eval_every=0 --set train.checkpoint_every=1"
 
 for name in first second; do

@@ -2,11 +2,12 @@
 # An actor that dies of an exception ends torl train with exit 1, naming the actor and the error,
 # instead of leaving the run waiting for it; the last good checkpoint is kept and named. Faults are
 # injected with TORL_TEST_FAULT: the learner after step 3 (checkpoints every 2 steps), a generator on
-# its 5th forward pass (during step 1). And SIGTERM in the middle of a long step. Usage (from the project root): train_fault_test.sh TORL OUTPUT_DIR
+# its 5th forward pass (during step 1). And SIGTERM in the middle of a long step.
+# Usage (from the project root): train_fault_test.sh TORL_HOOKED OUTPUT_DIR (tests/tools/torl_hooked.cpp)
 set -u
 torl=$1
 out=$2/train-fault
-rm -rf "$out"
+mkdir -p "$2" && rm -rf "$out" "$out".*.log  # the long step's log is watched: a previous run's lines must not be seen
 config=config/examples/fixture-train.yaml
 sets="--set run.output_dir=$out --set train.steps=4 --set train.checkpoint_every=2 --set train.eval_every=0"
 

@@ -3,15 +3,15 @@
 # once), and every step trains on the same problems as an uninterrupted run, with the same rewards, and
 # ends with the same weights, with staleness 0 on every step (the generators' policy version continues
 # from the checkpoint's step). The same for SIGTERM, which must end the run cleanly (exit 0) with a
-# checkpoint of the last finished step. (The entropy bonus makes every step change the weights even though the
-# random fixture model earns the same reward everywhere.)
-# Usage (from the project root): train_resume_test.sh TORL OUTPUT_DIR
+# checkpoint of the last finished step. On the fixture with a real reward signal: rewards differ within
+# groups, so what the runs must agree on includes rewards, advantages and the policy gradient.
+# Usage (from the project root): train_resume_test.sh TORL_HOOKED OUTPUT_DIR (tests/tools/torl_hooked.cpp)
 set -u
 torl=$1
 out=$2/train-resume
-rm -rf "$out"
-config=config/examples/fixture-train.yaml
-sets="--set run.output_dir=$out --set train.steps=4 --set train.checkpoint_every=2 --set algorithm.entropy_coef=0.05"
+mkdir -p "$2" && rm -rf "$out"
+config=tests/tools/signal-train.yaml
+sets="--set run.output_dir=$out --set train.steps=4 --set train.checkpoint_every=2 --set train.eval_every=0"
 
 "$torl" train $config $sets --set run.name=straight 2>"$out.straight.log" >/dev/null || { cat "$out.straight.log"; exit 1; }
 
@@ -37,6 +37,11 @@ grep -Eq "stopped by SIGTERM after step [23]; the checkpoint of step [23] is in"
   { cat "$out.stopped-resumed.log"; exit 1; }
 cmp -s "$out/straight/checkpoints/step-00000004/model.safetensors" "$out/stopped/checkpoints/step-00000004/model.safetensors" ||
   { echo "the run stopped by SIGTERM and resumed ends with other weights than the uninterrupted one"; exit 1; }
+
+# another run.seed would give another data order: refused, naming both seeds
+"$torl" train $config $sets --set run.name=stopped --set run.seed=8 --resume 2>"$out.seed.log" >/dev/null
+[ $? -eq 2 ] && grep -q "was written with run.seed 1, the config has 8: the data order would differ" "$out.seed.log" ||
+  { echo "a resume with another seed was not refused:"; cat "$out.seed.log"; exit 1; }
 
 # train.steps below the checkpoint: refused with both numbers, not "steps 4 -> 2"
 "$torl" train $config $sets --set run.name=stopped --set train.steps=2 --resume 2>"$out.fewer.log" >/dev/null
@@ -77,5 +82,6 @@ for name in ("killed", "stopped"):
         assert x["response/length_mean"] == y["response/length_mean"], (name, x["step"], x["response/length_mean"], y["response/length_mean"])
         # the policy version is the optimizer step, also after --resume: on-policy data is never stale
         assert y["staleness/max"] == 0, (name, y["step"], "staleness/max", y["staleness/max"])
+        assert y["loss/pg"] != 0, (name, y["step"], "no policy-gradient signal: the test would prove less")
 print("resumed run matches:", [s["data/problems"] for s in b])
 PY
