@@ -1,9 +1,15 @@
 // The learner's batch preparation: rewards to group advantages, equal-reward groups counted and
 // (when configured) left out, trajectories that never produced a token or that the infrastructure
-// failed left out.
-#include <doctest/doctest.h>
+// failed left out. And the learner actor on the tiny fixture model under CAF's deterministic
+// scheduler: batches that arrive out of order (max_staleness > 0) are taken in step order, and a step
+// whose every group was filtered out is skipped without touching the weights.
+#include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/learner_actor.hpp"
+#include "tests/model/policy_samples.hpp"
+
+// After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
+#include <doctest/doctest.h>
 
 namespace torl::actors {
 namespace {
@@ -20,9 +26,103 @@ Trajectory scored(int64_t id, double reward, std::vector<int32_t> response) {
   return t;
 }
 
+// A learner over the tiny fixture model, one group of 2 trajectories a step, and the reports of its steps.
+struct LearnerRig {
+  explicit LearnerRig(config::AlgorithmConfig algorithm = {}) : policy(testing::load_tiny()) {
+    caf::actor_system_config cfg;
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.verbosity", caf::atom("quiet"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    system = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(system->scheduler());
+    model::PolicyTrainerOptions options;
+    options.train.lr = 1e-2;
+    options.algorithm = algorithm;
+    auto made = model::PolicyTrainer::create(policy, options, nullptr);
+    REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+    trainer.emplace(std::move(*made));
+    LearnerSetup setup;
+    setup.trainer = &*trainer;
+    setup.policy = &policy;
+    setup.prompts_per_step = 1;
+    setup.samples_per_prompt = 2;
+    setup.groups_here = 1;
+    setup.algorithm = algorithm;
+    setup.on_step = [this](StepReport& report) { reports.push_back(std::move(report)); };
+    learner = system->spawn(learner_actor, std::move(setup));
+  }
+  ~LearnerRig() {
+    caf::anon_send_exit(learner, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+  void send(Trajectory t) {
+    caf::anon_send(learner, finished_atom::value, std::move(t));
+    sched->run();
+  }
+  torch::Tensor weights() const { return policy.named_parameters().at("model.embed_tokens.weight").clone(); }
+
+  model::Qwen2Model policy;
+  std::optional<model::PolicyTrainer> trainer;
+  std::unique_ptr<caf::actor_system> system;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  LearnerApi learner;
+  std::vector<StepReport> reports;
+};
+
+std::vector<int64_t> ids_of(const StepReport& report) {
+  std::vector<int64_t> out;
+  for (const Trajectory& t : report.trajectories) out.push_back(t.id());
+  return out;
+}
+
 }  // namespace
 
 TEST_SUITE("actors") {
+  TEST_CASE("learner: a later step's batch that is complete first waits, and steps are taken in order") {
+    LearnerRig rig;
+    const torch::Tensor before = rig.weights();
+    // step 2's group (ids 2, 3: sampled with version 0, one step stale when trained) arrives first
+    rig.send(scored(3, -1.0, {7, 8}));
+    rig.send(scored(2, 1.0, {5, 6}));
+    CHECK(rig.reports.empty());
+    CHECK(torch::equal(rig.weights(), before));
+    rig.send(scored(1, -1.0, {9}));
+    rig.send(scored(0, 1.0, {5}));
+    REQUIRE(rig.reports.size() == 2);
+    CHECK(rig.reports[0].step == 1);
+    CHECK(ids_of(rig.reports[0]) == std::vector<int64_t>{0, 1});
+    CHECK(rig.reports[0].max_staleness == 0);
+    CHECK(rig.reports[1].step == 2);
+    CHECK(ids_of(rig.reports[1]) == std::vector<int64_t>{2, 3});
+    CHECK(rig.reports[1].max_staleness == 1);
+    CHECK(rig.reports[0].updated);
+    CHECK(rig.reports[1].updated);
+    CHECK(rig.trainer->step_count() == 2);
+    CHECK_FALSE(torch::equal(rig.weights(), before));
+  }
+
+  TEST_CASE("learner: a step whose every group was filtered out is skipped and leaves the weights alone") {
+    config::AlgorithmConfig algorithm;
+    algorithm.filter_equal_groups = true;
+    LearnerRig rig(algorithm);
+    const torch::Tensor before = rig.weights();
+    rig.send(scored(0, -1.0, {5}));
+    rig.send(scored(1, -1.0, {6}));
+    REQUIRE(rig.reports.size() == 1);
+    CHECK_FALSE(rig.reports[0].updated);
+    CHECK(rig.reports[0].skipped_because == "every group was filtered out (all rewards equal)");
+    CHECK(rig.reports[0].groups_filtered == 1);
+    CHECK(rig.trainer->step_count() == 0);
+    CHECK(torch::equal(rig.weights(), before));
+    // the next step, with a signal, trains
+    rig.send(scored(2, 1.0, {5}));
+    rig.send(scored(3, -1.0, {6}));
+    REQUIRE(rig.reports.size() == 2);
+    CHECK(rig.reports[1].updated);
+    CHECK(rig.trainer->step_count() == 1);
+    CHECK_FALSE(torch::equal(rig.weights(), before));
+  }
+
   TEST_CASE("policy_samples: group advantages, equal groups counted and filtered, empty responses left out") {
     const std::vector<Trajectory> batch = {scored(0, 1.0, {5, 6}), scored(1, -1.0, {7}),   // group 0
                                            scored(2, -1.0, {8}), scored(3, -1.0, {9}),     // group 1: all equal

@@ -1,5 +1,7 @@
 // The pipeline's actors under CAF's deterministic scheduler: a scripted model, a sandbox whose
 // answers the test hands out one by one, and the trace to check what was sent in which order.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include <caf/scheduler/test_coordinator.hpp>
@@ -237,6 +239,53 @@ TEST_SUITE("actors") {
     REQUIRE(rig.finished.size() == 1);
     CHECK(rig.finished[0].tool_calls.at(0).observation == "worker died");
     CHECK(rig.metrics.snapshot().tool_errors == 1);
+  }
+
+  TEST_CASE("a reward that does not answer in time: the trajectory comes back unscored with the reason, an infrastructure failure") {
+    const std::string direct = "So \\boxed{42}.";
+    Rig rig(config::RolloutMode::kAsync, 4, 64, {{ids("direct"), ids(direct)}});
+    RolloutJob job;
+    job.id = 0;
+    for (const int64_t id : ids("direct")) job.prompt.push_back(static_cast<int32_t>(id));
+    job.gold_answer = "42";
+    rig.pipeline->submit({job});
+    // run until the interceptor's request to the reward is out (the only request with a deadline here),
+    // then let its deadline pass before the reward actor gets to it
+    while (!rig.sched->has_pending_timeout() && rig.sched->try_run_once()) {}
+    REQUIRE(rig.sched->has_pending_timeout());
+    CHECK(rig.finished.empty());
+    CHECK(rig.sched->trigger_timeouts() == 1);
+    rig.sched->run();
+    REQUIRE(rig.finished.size() == 1);
+    const Trajectory& t = rig.finished[0];
+    CHECK_FALSE(t.score.has_value());
+    CHECK(t.text == direct + "<eos>");
+    CHECK(t.error.rfind("not scored: ", 0) == 0);
+    CHECK(t.infra_failure() == t.error);  // the learner leaves it out of its group and counts it
+  }
+
+  TEST_CASE("a sequence the generator cannot take ends as an error trajectory, scored as it stands; the others are unaffected") {
+    Rig rig;
+    // 600 prompt tokens do not fit the model's 512 positions: the engine refuses to admit it
+    rig.submit({"What is 6*7?", std::string(600, 'x'), "What is 6*7?"});
+    while (!rig.runner.waiting.empty()) {
+      rig.runner.answer_first(printed("42\n"));
+      rig.sched->run();
+    }
+    REQUIRE(rig.finished.size() == 3);
+    std::sort(rig.finished.begin(), rig.finished.end(), [](const Trajectory& a, const Trajectory& b) { return a.id() < b.id(); });
+    const Trajectory& refused = rig.finished[1];
+    CHECK(refused.finish == FinishReason::kError);
+    CHECK(refused.error.find("prompt of 600") != std::string::npos);
+    CHECK(refused.response.empty());
+    // the data's limit, like max_response_tokens (trajectory.hpp): no answer, reward -1
+    REQUIRE(refused.score.has_value());
+    CHECK(refused.score->reward == -1.0);
+    CHECK(refused.infra_failure().empty());
+    for (const size_t i : {size_t{0}, size_t{2}}) {
+      CHECK(rig.finished[i].text == kOneCall);
+      CHECK(rig.finished[i].infra_failure().empty());
+    }
   }
 
   TEST_CASE("rounds hands over a stop only when the whole batch has stopped; async at once") {

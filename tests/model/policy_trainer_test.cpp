@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -383,6 +384,69 @@ TEST_SUITE("model") {
     }
     MESSAGE("sum of model-token log-probs: " << sum_before << " -> " << sum_after);
     CHECK(sum_after > sum_before);
+  }
+
+  TEST_CASE("gradient clipping scales the whole gradient to grad_clip before AdamW sees it") {
+    // AdamW's first moment after one step is (1 - beta1) x the gradient it was given: with clipping it
+    // is the unclipped run's times grad_clip / grad_norm, tensor by tensor
+    auto a = load_tiny(), b = load_tiny();
+    const auto samples = make_samples(a, 1.0);
+    auto unclipped_options = trainer_options(2);
+    unclipped_options.train.grad_clip = 0;
+    auto unclipped = make_trainer(a, unclipped_options);
+    const auto free_stats = unclipped.step(samples);
+    REQUIRE_MESSAGE(free_stats.ok(), free_stats.status().to_string());
+    const double max_norm = free_stats->grad_norm / 4;
+    auto clipped_options = trainer_options(2);
+    clipped_options.train.grad_clip = max_norm;
+    auto clipped = make_trainer(b, clipped_options);
+    const auto stats = clipped.step(samples);
+    REQUIRE_MESSAGE(stats.ok(), stats.status().to_string());
+    CHECK(stats->grad_norm == doctest::Approx(free_stats->grad_norm).epsilon(1e-9));  // reported before clipping
+    const TensorMap m_free = unclipped.optimizer_state(), m_clipped = clipped.optimizer_state();
+    int compared = 0;
+    for (const auto& [name, moment] : m_free) {
+      if (name.rfind("exp_avg/", 0) != 0) continue;
+      CHECK_MESSAGE(torch::allclose(m_clipped.at(name), moment * (max_norm / (free_stats->grad_norm + 1e-6)), 1e-9, 1e-15), name);
+      ++compared;
+    }
+    CHECK(compared == static_cast<int>(a.named_parameters().size()));
+  }
+
+  TEST_CASE("a non-finite gradient skips the step: no weight or optimizer state changes, and training goes on") {
+    auto model = load_tiny();
+    const auto samples = make_samples(model, 1.0);
+    auto trainer = make_trainer(model, trainer_options(2));
+    REQUIRE(trainer.step(samples).ok());
+    // one NaN in the embedding row of a token the responses use: NaN log-probs, a NaN gradient norm
+    torch::Tensor embedding = model.named_parameters().at("model.embed_tokens.weight");
+    const int64_t token = samples[0].response[0];
+    const torch::Tensor kept = embedding[token].clone();
+    {
+      torch::NoGradGuard no_grad;
+      embedding[token][0] = std::numeric_limits<double>::quiet_NaN();
+    }
+    std::map<std::string, torch::Tensor> weights_before;
+    for (const auto& [name, p] : model.named_parameters()) weights_before[name] = p.clone();
+    const TensorMap state_before = trainer.optimizer_state();
+    const auto skipped = trainer.step(samples);
+    REQUIRE_FALSE(skipped.ok());
+    CHECK(skipped.status().code() == StatusCode::kAborted);
+    CHECK_MESSAGE(skipped.status().message().find("nan; the step was skipped") != std::string::npos, skipped.status().message());
+    CHECK(trainer.step_count() == 1);
+    for (const auto& [name, p] : model.named_parameters()) CHECK_MESSAGE(torch::equal(p.nan_to_num(), weights_before.at(name).nan_to_num()), name);
+    for (const auto& [name, t] : trainer.optimizer_state()) CHECK_MESSAGE(torch::equal(t, state_before.at(name)), name);
+
+    // repaired, the next step trains from clean gradients (the NaN ones were dropped)
+    {
+      torch::NoGradGuard no_grad;
+      embedding[token].copy_(kept);
+    }
+    const auto next = trainer.step(samples);
+    REQUIRE_MESSAGE(next.ok(), next.status().to_string());
+    CHECK(std::isfinite(next->grad_norm));
+    CHECK(trainer.step_count() == 2);
+    for (const auto& [name, p] : model.named_parameters()) CHECK_MESSAGE(torch::isfinite(p).all().item<bool>(), name);
   }
 
   TEST_CASE("optimizer state survives a safetensors round trip: both trainers then step identically") {

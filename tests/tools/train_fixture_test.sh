@@ -5,6 +5,9 @@
 # weights the learner published (the gap between the sampler's and the trainer's log-probs of the same
 # tokens stays at rounding level: generators left on old weights would show the update there). The test
 # hooks' variables are set and must do nothing: only tests/tools/torl_hooked.cpp reads them.
+# With algorithm.max_staleness 1 the next step's rollouts start before the update: a run ends cleanly
+# with every step's tokens at most one version old (which ones are is timing; the learner's ordering of
+# early batches is tested deterministically in tests/actors/learner_test.cpp).
 # Usage (from the project root): train_fixture_test.sh TORL OUTPUT_DIR
 set -u
 torl=$1
@@ -28,5 +31,15 @@ for s in steps:
     assert s["groups/all_equal"] < 2, f"step {s['step']}: every group had equal rewards"
     assert s["policy/sampler_gap"] < 1e-5, f"step {s['step']}: the generators sampled with other weights (gap {s['policy/sampler_gap']})"
     assert s["staleness/max"] == 0, f"step {s['step']}: stale tokens at max_staleness 0"
+PY
+"$torl" train tests/tools/signal-train.yaml --set run.output_dir="$out" --set run.name=stale --set algorithm.max_staleness=1 \
+  --set train.eval_every=0 --set train.steps=3 2>"$out.stale.log" >/dev/null || { echo "max_staleness 1:"; cat "$out.stale.log"; exit 1; }
+/usr/bin/python3 - "$out/stale/metrics.jsonl" <<'PY' || exit 1
+import json, sys
+steps = [json.loads(line) for line in open(sys.argv[1])]
+assert [s["step"] for s in steps] == [1, 2, 3], [s["step"] for s in steps]
+for s in steps:
+    assert s["staleness/max"] <= 1, f"step {s['step']}: tokens {s['staleness/max']} versions old at max_staleness 1"
+    assert s["updated"], f"step {s['step']} was not trained"
 PY
 echo "training fixture: rewards differ within groups, the weights moved, the run ended cleanly"
