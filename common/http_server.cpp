@@ -49,7 +49,7 @@ struct HttpServer::Impl {
   tcp::endpoint endpoint;  // what acceptor is bound to; set before serving
 
   // Touched only on the io thread.
-  std::set<beast::tcp_stream*> connections;
+  std::set<beast::tcp_stream*> reading;  // connections waiting for a request: the destructor closes them
   bool stopping = false;
 
   // Requests handed to the handler and not answered yet.
@@ -104,8 +104,9 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
   }
 }
 
+// A connection that is answering a request is not closed by the destructor: it sends its answer
+// (which may come after the destructor started), then closes.
 asio::awaitable<void> HttpServer::Impl::serve(beast::tcp_stream stream) {
-  connections.insert(&stream);
   try {
     beast::flat_buffer buffer;
     while (!stopping) {
@@ -113,7 +114,9 @@ asio::awaitable<void> HttpServer::Impl::serve(beast::tcp_stream stream) {
       parser.body_limit(kMaxRequestBytes);
       stream.expires_after(kIdleTimeout);
       error_code ec;
+      reading.insert(&stream);
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      reading.erase(&stream);
       // the client closed the connection, went idle or sent something that is not HTTP; or the server
       // is stopping, and the handler must not get requests after the destructor stopped waiting
       if (ec || stopping) break;
@@ -125,7 +128,7 @@ asio::awaitable<void> HttpServer::Impl::serve(beast::tcp_stream stream) {
       http::response<http::string_body> response{static_cast<http::status>(answered.status), request.version()};
       response.set(http::field::content_type, answered.content_type);
       response.body() = answered.body;
-      response.keep_alive(request.keep_alive());
+      response.keep_alive(request.keep_alive() && !stopping);
       response.prepare_payload();
       stream.expires_after(kWriteTimeout);
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
@@ -134,7 +137,7 @@ asio::awaitable<void> HttpServer::Impl::serve(beast::tcp_stream stream) {
   } catch (const std::exception& e) {
     TORL_LOG(kError) << "http server: connection dropped: " << e.what();
   }
-  connections.erase(&stream);
+  reading.erase(&stream);
   error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
@@ -194,11 +197,12 @@ HttpServer::~HttpServer() {
     i.stopping = true;
     error_code ignored;
     i.acceptor.close(ignored);
-    for (auto* connection : i.connections) connection->close();
+    for (auto* connection : i.reading) connection->close();
     closed.set_value();
   });
   closed.get_future().wait();
-  // No new request reaches the handler now; wait for the answers still owed, which post here.
+  // No new request reaches the handler now; wait for the answers still owed, which post here. Then
+  // the io thread runs until they are written (or their write times out).
   {
     std::unique_lock lock(i.owed_mutex);
     i.owed_done.wait(lock, [&i] { return i.owed == 0; });

@@ -6,7 +6,8 @@
 // from any thread (long work such as running code must not block the handler). While one connection
 // waits for its answer the others are served. Respond once; a Respond dropped unanswered (every copy
 // destroyed) answers 500, so a forgotten answer never hangs a client. Destroying the server stops
-// accepting, closes the connections, and waits until every request handed to the handler is answered.
+// accepting, closes the connections that wait for a request, and waits until every request handed to
+// the handler is answered; those answers still reach their clients, then their connections close.
 #pragma once
 
 #include <cstdint>

@@ -97,6 +97,13 @@ void Executor::start_worker(int slot, std::function<void(Status)> on_started) {
     }
     if (on_started) on_started(status);
   };
+  // A worker is idle again once it has cleared up after a snippet (after that snippet's result). The
+  // next one is dispatched through the queue, so that the worker's own handler returns first.
+  auto on_idle = [this] {
+    asio::post(io_, [this] {
+      if (!stopping_) dispatch();
+    });
+  };
   auto on_exit = [this, slot] {
     if (stopping_) return;
     // The worker died (killed by its snippet, crashed, or wedged): replace it.
@@ -107,7 +114,7 @@ void Executor::start_worker(int slot, std::function<void(Status)> on_started) {
     }
     restart_later(slot, kRestartDelay);
   };
-  worker->start(std::move(on_ready), std::move(on_exit));
+  worker->start(std::move(on_ready), std::move(on_idle), std::move(on_exit));
 }
 
 void Executor::restart_later(int slot, std::chrono::milliseconds delay) {
@@ -143,12 +150,7 @@ void Executor::dispatch() {
       result.queue_ms = queue_ms;
       --running_;
       record(result);
-      (*original)(std::move(result));
-      // Dispatch after the callback returns, through the queue, so that a worker's completion
-      // handler finishes before the worker is handed its next snippet.
-      asio::post(io_, [this] {
-        if (!stopping_) dispatch();
-      });
+      (*original)(std::move(result));  // the worker takes the next snippet once idle: on_idle
     };
     if (!worker->run(pending.code, done)) {
       pending.done = std::move(*original);  // a dying worker: the snippet stays first in line

@@ -22,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kStartTimeout = std::chrono::seconds(60);
+constexpr auto kCleanUpTimeout = std::chrono::seconds(30);  // for the worker to clear up after a snippet
 constexpr auto kKillGrace = std::chrono::seconds(2);    // for the worker to confirm a kill
 constexpr auto kDrainGrace = std::chrono::seconds(1);   // for pipes to close after the exit
 constexpr size_t kDiagnosticsBytes = 4096;
@@ -73,7 +74,7 @@ struct ForkServer::Call {
   ExecutionResult result;
   bool out_open = true, err_open = true;
   bool exited = false;       // the worker reported the snippet's end
-  bool memory = false;       // ... and that it hit the memory limit
+  bool memory = false;       // ... and that it raised MemoryError
   bool worker_died = false;  // ... or that the snippet broke the worker, which now exits
   bool timed_out = false;    // we killed it at the wall-clock timeout
   bool overflowed = false;   // we killed it for writing too much
@@ -85,15 +86,17 @@ struct ForkServer::Call {
 
 ForkServer::ForkServer(asio::io_context& io, const Isolation& isolation, int slot)
     : io_(io), isolation_(isolation), slot_(slot), control_(io), process_(io), diagnostics_(io),
-      start_timer_(io) {}
+      ready_timer_(io) {}
 
 ForkServer::~ForkServer() {
   stop();
   reap();
 }
 
-void ForkServer::start(std::function<void(Status)> on_started, std::function<void()> on_exit) {
+void ForkServer::start(std::function<void(Status)> on_started, std::function<void()> on_idle,
+                       std::function<void()> on_exit) {
   on_started_ = std::move(on_started);
+  on_idle_ = std::move(on_idle);
   on_exit_ = std::move(on_exit);
   auto fail = [&](Status status) {
     state_ = State::kDead;
@@ -147,8 +150,8 @@ void ForkServer::start(std::function<void(Status)> on_started, std::function<voi
   process_.async_wait(asio::posix::stream_descriptor::wait_read, [self](boost::system::error_code ec) {
     if (!ec) self->on_worker_exit();
   });
-  start_timer_.expires_after(kStartTimeout);
-  start_timer_.async_wait([self](boost::system::error_code ec) {
+  ready_timer_.expires_after(kStartTimeout);
+  ready_timer_.async_wait([self](boost::system::error_code ec) {
     if (ec || self->state_ != State::kStarting) return;
     self->state_ = State::kDead;  // never started: its exit is no news
     self->stop();
@@ -214,11 +217,24 @@ void ForkServer::on_control_line(const std::string& line) {
     on_worker_exit();
     return;
   }
-  if (state_ == State::kStarting && message->value("ready", false)) {
-    state_ = State::kIdle;
-    start_timer_.cancel();
-    auto callback = std::move(on_started_);
-    callback(Status());
+  if (message->value("ready", false)) {
+    if (state_ == State::kStarting) {
+      state_ = State::kIdle;
+      ready_timer_.cancel();
+      auto callback = std::move(on_started_);
+      callback(Status());
+    } else if (state_ == State::kCleaning) {
+      state_ = State::kIdle;
+      ready_timer_.cancel();
+      if (on_idle_) on_idle_();
+    }
+    return;
+  }
+  if (state_ == State::kCleaning && message->value("worker_died", false)) {
+    // It could not clear up after the snippet (whose result is out) and exits; on_exit follows.
+    state_ = State::kExiting;
+    ready_timer_.cancel();
+    stop();
     return;
   }
   if (state_ != State::kBusy || !call_) return;
@@ -329,26 +345,41 @@ void ForkServer::maybe_finish() {
   Call& call = *call_;
   if (call.finished || !call.exited || call.out_open || call.err_open) return;
   ExecutionResult& result = call.result;
+  // A MemoryError outranks the timer: the snippet's code ended with it, and the timer may have fired
+  // only while the snippet exited (freeing its memory) or ran its exit handlers.
   if (call.worker_died) {
     result.status = ExecutionStatus::kSandboxError;
     append_line(result.stderr_text, kWorkerDied);
   } else if (call.overflowed) {
     result.status = ExecutionStatus::kOutputLimit;
-  } else if (call.timed_out || result.signal == SIGXCPU) {
-    result.status = ExecutionStatus::kTimeout;
   } else if (call.memory) {
     result.status = ExecutionStatus::kMemory;
+  } else if (call.timed_out || result.signal == SIGXCPU) {
+    result.status = ExecutionStatus::kTimeout;
   } else if (result.signal != 0) {
     result.status = ExecutionStatus::kKilled;
   } else {
     result.status = result.exit_code == 0 ? ExecutionStatus::kOk : ExecutionStatus::kError;
   }
-  const bool worker_died = call.worker_died;
-  finish(std::move(result));
-  if (worker_died) {
+  if (call.worker_died) {
     state_ = State::kExiting;  // takes no more work; make sure it goes, on_exit follows
+    finish(std::move(result));
     stop();
+    return;
   }
+  // The worker clears up after the snippet now, while the caller has its result; one that takes too
+  // long is replaced.
+  state_ = State::kCleaning;
+  auto self = shared_from_this();
+  ready_timer_.expires_after(kCleanUpTimeout);
+  ready_timer_.async_wait([self](boost::system::error_code ec) {
+    if (ec || self->state_ != State::kCleaning) return;
+    TORL_LOG(kWarn) << "sandbox worker " << self->slot_ << " did not clear up after a snippet in "
+                    << kCleanUpTimeout.count() << " s; replacing it";
+    self->stop();
+    self->on_worker_exit();
+  });
+  finish(std::move(result));
 }
 
 void ForkServer::finish(ExecutionResult result) {
@@ -360,7 +391,6 @@ void ForkServer::finish(ExecutionResult result) {
   call->timer.cancel();
   call->drain_timer.cancel();
   result.wall_ms = elapsed_ms(call->start);
-  if (state_ == State::kBusy) state_ = State::kIdle;
   Done done = std::move(call->done);
   done(std::move(result));
 }
@@ -373,7 +403,7 @@ void ForkServer::on_worker_exit() {
   boost::system::error_code ignored;
   control_.close(ignored);
   process_.close(ignored);
-  start_timer_.cancel();
+  ready_timer_.cancel();
   if (call_) {
     Call& call = *call_;
     ExecutionResult result = std::move(call.result);
@@ -401,6 +431,7 @@ void ForkServer::on_worker_exit() {
 
 void ForkServer::shutdown() {
   on_started_ = nullptr;
+  on_idle_ = nullptr;
   on_exit_ = nullptr;
   stop();
   reap();
@@ -408,9 +439,9 @@ void ForkServer::shutdown() {
   control_.close(ignored);  // cancels a pending write, whose buffer this object still owns
   process_.close(ignored);
   diagnostics_.close(ignored);
-  start_timer_.cancel();
-  if (call_) finish(sandbox_error("sandbox: shutting down"));
+  ready_timer_.cancel();
   state_ = State::kDead;
+  if (call_) finish(sandbox_error("sandbox: shutting down"));
 }
 
 void ForkServer::stop() {

@@ -2,10 +2,14 @@
 # bubblewrap). It serves snippets forever over the control socket on fd 3:
 #   torl -> here:  {"code": "..."}  + SCM_RIGHTS [stdout_fd, stderr_fd]   run one snippet
 #                  {"kill": true}                                         end the running snippet now
-#   here -> torl:  {"ready": true}                                        once, after the imports
-#                  {"exit_code": N, "signal": S, "memory": bool,          once per snippet
-#                   "worker_died": bool}
-# One JSON object per line in both directions.
+#   here -> torl:  {"ready": true}                                        after the imports, and after
+#                                                                         each snippet's clean-up
+#                  {"exit_code": N, "signal": S, "memory": bool,          once per snippet, as soon as it
+#                   "worker_died": bool}                                  has ended (before the clean-up)
+#                  {"worker_died": true}                                  instead of "ready": the clean-up
+#                                                                         failed, and this worker exits
+# One JSON object per line in both directions. The result goes out before the clean-up so that the
+# clean-up's time is neither waited for by the caller nor counted against the snippet's timeout.
 #
 # Each snippet runs in a fresh child forked from a warm zygote, in its own session, with rlimits; when
 # it ends (or is killed) every other process it started is killed and the work folder is emptied, so
@@ -429,14 +433,20 @@ def serve():
         code = message["code"]
         if uses_heavy_modules(code):
             result = run_snippet(control, code, out_fd, err_fd)
+            if not lean_zygote_answers(light):
+                result = None  # the snippet, run beside it, killed or stopped the lean zygote
         else:
-            result = relay(control, light, code, out_fd, err_fd)
-        if not clean_up_after_snippet(light_pid, light) or result is None:
-            # The snippet broke this worker (killed or stopped the lean zygote, or left files that
-            # cannot be removed): report it, then exit so that torl replaces us.
+            result = relay(control, light, code, out_fd, err_fd)  # None when the lean zygote died
+        if result is None:
+            # The snippet broke this worker: report it as its result, then exit so that torl replaces us.
             control.send({"exit_code": -1, "signal": 0, "memory": False, "worker_died": True})
             os._exit(0)
         control.send(result)
+        if not clean_up_after_snippet(light_pid, light):
+            # Something the snippet left cannot be removed (or stopped the lean zygote afterwards).
+            control.send({"worker_died": True})
+            os._exit(0)
+        control.send({"ready": True})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
 //
 // Served by an HttpServer (common/http_server.hpp): while code runs on the CodeRunner its connection
 // waits without blocking the others. The runner must outlive the server. Destroying the server stops
-// accepting, closes connections, and waits for the snippets it handed to the runner.
+// accepting, closes idle connections, and waits for the snippets it handed to the runner, whose
+// answers still reach their clients.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -37,7 +38,7 @@ struct ScriptedReply {
   unsigned http_status = 200;
   std::string body;
   int delay_ms = 0;   // the server is this slow to answer
-  bool hang = false;  // never answers (until the stand-in is destroyed)
+  bool hang = false;  // answers only after release(): never, without it
 };
 
 class ScriptedServer {
@@ -60,6 +61,21 @@ class ScriptedServer {
   std::string first_request_body() const {
     std::lock_guard lock(mutex_);
     return first_request_body_;
+  }
+
+  // Waits until at least `count` requests are held by `hang` replies; false if that does not happen
+  // within 30 s, so that a broken client fails the test instead of hanging it.
+  bool wait_for_held(int count) {
+    std::unique_lock lock(mutex_);
+    return held_changed_.wait_for(lock, std::chrono::seconds(30), [&] { return held_ >= count; });
+  }
+
+  // Answers the requests held now, and holds no more.
+  void release() {
+    asio::post(io_, [this] {
+      released_ = true;
+      for (auto* timer : holding_) timer->cancel();
+    });
   }
 
  private:
@@ -86,12 +102,19 @@ class ScriptedServer {
       const ScriptedReply& reply = replies_[std::min<size_t>(static_cast<size_t>(index), replies_.size() - 1)];
       max_in_flight_ = std::max(max_in_flight_.load(), ++in_flight_);
       asio::steady_timer wait(io_);
-      if (reply.hang) {
+      const bool hold = reply.hang && !released_;
+      if (hold) {
         wait.expires_at(asio::steady_timer::time_point::max());
+        holding_.insert(&wait);
+        count_held(+1);
       } else {
         wait.expires_after(std::chrono::milliseconds(reply.delay_ms));
       }
       co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (hold) {
+        holding_.erase(&wait);
+        count_held(-1);
+      }
       --in_flight_;
       http::response<http::string_body> response{static_cast<http::status>(reply.http_status), 11};
       response.set(http::field::content_type, "application/json");
@@ -103,12 +126,22 @@ class ScriptedServer {
     }
   }
 
+  void count_held(int change) {
+    std::lock_guard lock(mutex_);
+    held_ += change;
+    held_changed_.notify_all();
+  }
+
   const std::vector<ScriptedReply> replies_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::atomic<int> requests_{0}, connections_{0}, in_flight_{0}, max_in_flight_{0};
+  std::set<asio::steady_timer*> holding_;  // on the io thread only: the waits of held requests
+  bool released_ = false;                  // on the io thread only
   mutable std::mutex mutex_;
+  std::condition_variable held_changed_;
   std::string first_request_body_;  // guarded by mutex_
+  int held_ = 0;                    // guarded by mutex_
   std::thread thread_;
 };
 
@@ -126,11 +159,13 @@ config::ToolConfig client_config(const std::string& url) {
   return tool;
 }
 
-// Short deadlines and backoffs, so that the failure cases take milliseconds.
-constexpr SandboxFusionClientOptions kFastOptions{std::chrono::milliseconds(300), std::chrono::milliseconds(1)};
+// Short backoffs, so that retries take milliseconds, and a deadline that no loaded machine comes near
+// (the test of the deadline itself sets its own).
+constexpr SandboxFusionClientOptions kTestOptions{std::chrono::seconds(60), std::chrono::milliseconds(1)};
 
-std::unique_ptr<SandboxFusionClient> start_client(const config::ToolConfig& tool) {
-  auto client = SandboxFusionClient::start(tool, kFastOptions);
+std::unique_ptr<SandboxFusionClient> start_client(const config::ToolConfig& tool,
+                                                  SandboxFusionClientOptions options = kTestOptions) {
+  auto client = SandboxFusionClient::start(tool, options);
   REQUIRE_MESSAGE(client.ok(), client.status().message());
   return std::move(client).value();
 }
@@ -139,12 +174,14 @@ std::unique_ptr<SandboxFusionClient> start_client(const config::ToolConfig& tool
 class EchoRunner : public CodeRunner {
  public:
   void submit(std::string code, Done done) override {
+    ++calls;
     ExecutionResult result;
     result.status = ExecutionStatus::kOk;
     result.exit_code = 0;
     result.stdout_text = std::move(code);
     done(std::move(result));
   }
+  std::atomic<int> calls = 0;
 };
 
 // A runner that holds every snippet until release() answers them all.
@@ -343,7 +380,7 @@ TEST_CASE("sandbox_fusion client: an answer slower than the deadline is a sandbo
   ScriptedServer server({{200, kSuccess, 0, true}});
   auto tool = client_config(server.url());
   tool.timeout_ms = 200;
-  auto client = start_client(tool);
+  auto client = start_client(tool, {std::chrono::milliseconds(300), std::chrono::milliseconds(1)});
   const ExecutionResult result = client->run("print(1)");
   CHECK(result.status == ExecutionStatus::kSandboxError);
   CHECK(result.stderr_text.find("no answer within 500 ms") != std::string::npos);
@@ -369,25 +406,38 @@ TEST_CASE("sandbox_fusion client: a malformed JSON answer is a sandbox error quo
 }
 
 TEST_CASE("sandbox_fusion client: keep-alive connections are reused and max_concurrency caps requests in flight") {
-  ScriptedServer server({{200, kSuccess, 100}});  // slow enough that the six calls overlap
+  // Three answers at once, then every request is held until release().
+  ScriptedServer server({{200, kSuccess}, {200, kSuccess}, {200, kSuccess}, {200, kSuccess, 0, true}});
   auto tool = client_config(server.url());
   tool.sandbox_fusion.max_concurrency = 2;
+  tool.max_queue = 4;
+  std::vector<std::promise<ExecutionResult>> promises(7);  // outlives the client, which answers them
   auto client = start_client(tool);
   for (int i = 0; i < 3; ++i) CHECK(client->run("print(1 + 1)").status == ExecutionStatus::kOk);
   CHECK(server.connections() == 1);
 
   std::vector<std::future<ExecutionResult>> results;
-  for (int i = 0; i < 6; ++i) {
-    results.push_back(std::async(std::launch::async, [&client] { return client->run("print(1 + 1)"); }));
+  for (size_t i = 0; i < promises.size(); ++i) {
+    results.push_back(promises[i].get_future());
+    client->submit("print(1 + 1)",
+                   [&promises, i](ExecutionResult result) { promises[i].set_value(std::move(result)); });
   }
-  for (auto& result : results) CHECK(result.get().status == ExecutionStatus::kOk);
+  // The first two are sent and held by the server; the next four wait in the client's queue, which is
+  // then full, so the seventh (taken after them) is refused at once. Without the cap it would be sent.
+  REQUIRE(server.wait_for_held(2));
+  REQUIRE(results[6].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  const ExecutionResult refused = results[6].get();
+  CHECK(refused.status == ExecutionStatus::kSandboxError);
+  CHECK(refused.stderr_text.find("queue full") != std::string::npos);
+  server.release();
+  for (size_t i = 0; i < 6; ++i) CHECK(results[i].get().status == ExecutionStatus::kOk);
   CHECK(server.max_in_flight() == 2);
-  CHECK(server.connections() == 2);
+  CHECK(server.connections() == 2);  // the two connections carried all six
 }
 
 // ---- torl sandbox serve ----
 
-TEST_CASE("sandbox serve answers ping, bad JSON with 400, unknown paths with 404, other languages with SandboxError") {
+TEST_CASE("sandbox serve answers ping, bad JSON with 400, unknown paths with 404, GET /run_code with 405, other languages with SandboxError") {
   EchoRunner runner;
   auto server = SandboxFusionServer::start("127.0.0.1:0", runner);
   REQUIRE_MESSAGE(server.ok(), server.status().message());
@@ -402,6 +452,10 @@ TEST_CASE("sandbox serve answers ping, bad JSON with 400, unknown paths with 404
   CHECK(missing_status == 400);
   CHECK(missing_body.find("'code'") != std::string::npos);
   CHECK(http_exchange(port, http::verb::get, "/nowhere", "").first == 404);
+  const auto [get_status, get_body] = http_exchange(port, http::verb::get, "/run_code", "");
+  CHECK(get_status == 405);
+  CHECK(get_body.find("POST") != std::string::npos);
+  CHECK(runner.calls == 0);  // nothing ran for the refused requests
   const auto [lang_status, lang_body] =
       http_exchange(port, http::verb::post, "/run_code", R"({"code":"x","language":"cpp"})");
   CHECK(lang_status == 200);
