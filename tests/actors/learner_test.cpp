@@ -3,7 +3,7 @@
 // failed left out. And the learner actor on the tiny fixture model under CAF's deterministic
 // scheduler: batches that arrive out of order (max_staleness > 0) are taken in step order, and a step
 // whose every group was filtered out is skipped without touching the weights.
-#include <caf/scheduler/test_coordinator.hpp>
+#include "tests/caf_testing.hpp"
 
 #include "actors/learner_actor.hpp"
 #include "tests/model/policy_samples.hpp"
@@ -29,12 +29,6 @@ Trajectory scored(int64_t id, double reward, std::vector<int32_t> response) {
 // A learner over the tiny fixture model, one group of 2 trajectories a step, and the reports of its steps.
 struct LearnerRig {
   explicit LearnerRig(config::AlgorithmConfig algorithm = {}) : policy(testing::load_tiny()) {
-    caf::actor_system_config cfg;
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.verbosity", caf::atom("quiet"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    system = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(system->scheduler());
     model::PolicyTrainerOptions options;
     options.train.lr = 1e-2;
     options.algorithm = algorithm;
@@ -63,8 +57,9 @@ struct LearnerRig {
 
   model::Qwen2Model policy;
   std::optional<model::PolicyTrainer> trainer;
-  std::unique_ptr<caf::actor_system> system;
-  caf::scheduler::test_coordinator* sched = nullptr;
+  testing::DeterministicActors deterministic;
+  std::unique_ptr<caf::actor_system>& system = deterministic.system;
+  caf::scheduler::test_coordinator*& sched = deterministic.sched;
   LearnerApi learner;
   std::vector<StepReport> reports;
 };

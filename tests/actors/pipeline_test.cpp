@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include <caf/scheduler/test_coordinator.hpp>
+#include "tests/caf_testing.hpp"
 
 #include "actors/pipeline.hpp"
 #include "model/scripted_lm.hpp"
@@ -72,12 +72,6 @@ struct Rig {
   explicit Rig(config::RolloutMode mode = config::RolloutMode::kAsync, int slots = 4, int max_pending = 64,
                std::map<std::vector<int64_t>, std::vector<int64_t>> scripts = {}, int max_batch = 64)
       : zero(slots, 512), model(zero, std::move(scripts), ids(kModelWrites), kEos), metrics(1) {
-    caf::actor_system_config cfg;
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.verbosity", caf::atom("quiet"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    system = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(system->scheduler());
     auto opened = TraceRecorder::open(dir.path(), config::Config{}, metrics.clock());
     REQUIRE(opened);
     trace = std::move(*opened);
@@ -134,8 +128,9 @@ struct Rig {
   HeldRunner runner;
   PipelineMetrics metrics;
   std::unique_ptr<TraceRecorder> trace;
-  std::unique_ptr<caf::actor_system> system;
-  caf::scheduler::test_coordinator* sched = nullptr;
+  testing::DeterministicActors deterministic;
+  std::unique_ptr<caf::actor_system>& system = deterministic.system;
+  caf::scheduler::test_coordinator*& sched = deterministic.sched;
   std::unique_ptr<Pipeline> pipeline;
   std::vector<Trajectory> finished;
   int64_t next_id = 0;
