@@ -156,7 +156,7 @@ GeneratorApi::behavior_type generator_actor(Self self, GeneratorSetup setup) {
         GeneratorState& s = self->state;
         s.paused.erase(command.id);
         const std::vector<int64_t> tokens(command.tokens.begin(), command.tokens.end());
-        const Status status = s.engine->resume(command.id, tokens, {command.stop_strings, command.max_new_tokens});
+        const Status status = s.engine->resume(command.id, tokens, {command.stop_strings, command.max_new_tokens, command.drop});
         if (!status.ok()) fail(self, command.id, "resuming: " + status.message());
         hand_over(self);
         admit(self);

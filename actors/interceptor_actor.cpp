@@ -1,5 +1,8 @@
 #include "actors/interceptor_actor.hpp"
 
+#include "common/log.hpp"
+#include "sandbox/protocol.hpp"
+
 namespace torl::actors {
 namespace {
 
@@ -25,6 +28,17 @@ void on_result(Self self, int64_t id, std::string code, sandbox::ExecutionResult
   const double latency = s.setup.metrics->clock().now_ms() - started_ms;
   s.setup.metrics->on_tool_call_finished(latency, result.queue_ms, result.status != sandbox::ExecutionStatus::kOk);
   const int index = static_cast<int>(it->second.trajectory.tool_calls.size());
+  if (result.status == sandbox::ExecutionStatus::kSandboxError) {
+    // The model sees only kSandboxFaultObservation; the cause goes to the log (1st, 10th, 100th, ...
+    // fault: a sandbox that is down does not flood it) and stays in the trajectory's tool call.
+    const uint64_t n = ++s.sandbox_faults;
+    uint64_t power = 1;
+    while (power * 10 <= n) power *= 10;
+    if (n == power) {
+      TORL_LOG(kWarn) << "sandbox fault " << n << " (trajectory " << id << ", call " << index + 1
+                      << "; the model is shown \"" << sandbox::kSandboxFaultObservation << "\"): " << result.stderr_text;
+    }
+  }
   if (s.setup.trace) s.setup.trace->tool_call(id, index, started_ms, sandbox::status_name(result.status));
   act(self, id, s.loop->on_result(it->second.trajectory, std::move(code), std::move(result), latency));
 }
@@ -54,7 +68,7 @@ void act(Self self, int64_t id, Decision decision) {
     case Decision::Kind::kContinue: {
       trace_message(self, live.generator_label, "resume", id, decision.tokens.size() * 4);
       self->send(live.generator, resume_atom::value,
-                 ResumeCommand{id, std::move(decision.tokens), decision.stop_strings, decision.max_new_tokens});
+                 ResumeCommand{id, decision.drop, std::move(decision.tokens), decision.stop_strings, decision.max_new_tokens});
       return;
     }
     case Decision::Kind::kFinish: {

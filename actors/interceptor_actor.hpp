@@ -1,6 +1,7 @@
 // interceptor_actor: applies the tool protocol (ToolLoop) to every live trajectory. It hears each
 // generator's begins and segments, sends code to the sandbox (a request with a timeout: a failed or
-// late sandbox becomes a sandbox_error observation, never a lost sample), resumes or releases the
+// late sandbox becomes a sandbox_error result, never a lost sample; the model is shown "UnknownError"
+// and the cause is logged), resumes or releases the
 // sequence on the generator that holds it, and has finished trajectories scored before they go to
 // the driver. Cheap work only; runs on CAF's shared threads.
 #pragma once
@@ -38,6 +39,7 @@ struct InterceptorState {
   InterceptorSetup setup;
   std::unique_ptr<ToolLoop> loop;
   std::unordered_map<int64_t, Live> live;  // by trajectory id
+  uint64_t sandbox_faults = 0;             // calls that ended as sandbox_error
 };
 
 InterceptorApi::behavior_type interceptor_actor(InterceptorApi::stateful_pointer<InterceptorState> self,

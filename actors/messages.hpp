@@ -29,8 +29,9 @@ namespace torl::actors {
 // How a paused trajectory continues (interceptor -> generator).
 struct ResumeCommand {
   int64_t id = 0;
-  std::vector<int32_t> tokens;  // tool tokens to append (empty after a void call)
-  bool stop_strings = true;     // false after the C-th execution
+  int64_t drop = 0;             // last sampled tokens to take back first (cut by the tool protocol)
+  std::vector<int32_t> tokens;  // tokens to append (tool text; or what a cut leaves of the dropped text)
+  bool stop_strings = true;     // false once the C tool rounds are spent
   int64_t max_new_tokens = 0;   // what is left of the response budget
 };
 

@@ -38,7 +38,7 @@ std::chrono::milliseconds sandbox_request_timeout(const config::ToolConfig& tool
 
 Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::function<void(Trajectory)> on_finished) {
   const int generators = static_cast<int>(setup.models.size());
-  const ToolRules rules{setup.tool.max_calls, setup.tool.feedback, setup.rollout.max_response_tokens};
+  const ToolRules rules = tool_rules(setup.tool, setup.rollout);
 
   // driver: holds the jobs; sandbox: the code runner; reward: scoring
   // each reports an exception that kills it to setup.on_fault

@@ -58,9 +58,23 @@ Replay replay_trajectory(const Trajectory& recorded, const ToolLoop& loop, const
   t.job = recorded.job;
   t.started_ms = recorded.started_ms;
   t.finished_ms = recorded.finished_ms;
-  std::vector<size_t> sampled;  // positions of the model's tokens in the record
-  for (size_t i = 0; i < recorded.loss_mask.size(); ++i) {
-    if (recorded.loss_mask[i]) sampled.push_back(i);
+  // What the model sampled, in order: the record's mask-1 tokens, with the tokens the protocol cut
+  // back where they stood.
+  struct Sampled {
+    int32_t token;
+    float logprob;
+    int32_t version;
+  };
+  std::vector<Sampled> sampled;
+  size_t next_cut = 0;
+  for (size_t i = 0; i <= recorded.response.size(); ++i) {
+    for (; next_cut < recorded.cuts.size() && recorded.cuts[next_cut].response_offset <= static_cast<int64_t>(i); ++next_cut) {
+      const Cut& cut = recorded.cuts[next_cut];
+      for (size_t k = 0; k < cut.tokens.size(); ++k) sampled.push_back({cut.tokens[k], cut.logprobs[k], cut.versions[k]});
+    }
+    if (i < recorded.response.size() && recorded.loss_mask[i]) {
+      sampled.push_back({recorded.response[i], recorded.logprobs[i], recorded.versions[i]});
+    }
   }
   const model::Tokenizer& tokenizer = loop.tokenizer();
   model::StopMatcher matcher(loop.initial_stop_strings());
@@ -79,11 +93,11 @@ Replay replay_trajectory(const Trajectory& recorded, const ToolLoop& loop, const
     Decision decision;
     // ---- "generate": the recorded tokens until the engine would have paused ----
     if (next < sampled.size()) {
-      const size_t i = sampled[next++];
-      segment.tokens.push_back(recorded.response[i]);
-      segment.logprobs.push_back(recorded.logprobs[i]);
-      segment.versions.push_back(recorded.versions[i]);
-      const bool stopped = matcher.append(tokenizer.token_bytes(recorded.response[i])).has_value() && stops_on;
+      const Sampled& s = sampled[next++];
+      segment.tokens.push_back(s.token);
+      segment.logprobs.push_back(s.logprob);
+      segment.versions.push_back(s.version);
+      const bool stopped = matcher.append(tokenizer.token_bytes(s.token)).has_value() && stops_on;
       if (stopped) {
         decision = close(FinishReason::kStopString);
       } else if (next == sampled.size()) {
@@ -115,7 +129,9 @@ Replay replay_trajectory(const Trajectory& recorded, const ToolLoop& loop, const
     matcher.reset();  // as the engine does on resume: only new text may stop
     stops_on = decision.stop_strings;
   }
-  if (recorded.score) t.score = rewards::score_response(t.text, t.job.gold_answer, reward, t.code_failed());
+  if (recorded.score) {
+    t.score = rewards::score_response(t.text, t.job.gold_answer, reward, t.code_failed(reward.exec_error_rule));
+  }
   std::vector<std::string> found = compare_replay(recorded, t, tokenizer);
   out.differences.insert(out.differences.end(), found.begin(), found.end());
   return out;
@@ -150,6 +166,18 @@ std::vector<std::string> compare_replay(const Trajectory& recorded, const Trajec
     if (a.response_offset != b.response_offset || a.tool_tokens != b.tool_tokens) {
       d.push_back(call + "tool tokens: recorded " + std::to_string(a.tool_tokens) + " at " +
                   std::to_string(a.response_offset) + ", replayed " + std::to_string(b.tool_tokens) + " at " +
+                  std::to_string(b.response_offset));
+    }
+  }
+  if (recorded.cuts.size() != replayed.cuts.size()) {
+    d.push_back("cuts: recorded " + std::to_string(recorded.cuts.size()) + ", replayed " + std::to_string(replayed.cuts.size()));
+  }
+  for (size_t i = 0; i < std::min(recorded.cuts.size(), replayed.cuts.size()); ++i) {
+    const Cut &a = recorded.cuts[i], &b = replayed.cuts[i];
+    if (a.response_offset != b.response_offset || a.tokens != b.tokens || a.kept_tokens != b.kept_tokens ||
+        a.void_call != b.void_call) {
+      d.push_back("cut " + std::to_string(i + 1) + ": recorded " + std::to_string(a.tokens.size()) + " tokens at " +
+                  std::to_string(a.response_offset) + ", replayed " + std::to_string(b.tokens.size()) + " at " +
                   std::to_string(b.response_offset));
     }
   }

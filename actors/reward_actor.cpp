@@ -11,7 +11,7 @@ RewardApi::behavior_type reward_actor(RewardApi::stateful_pointer<RewardState> s
         const RewardSetup& s = self->state.setup;
         const double start = s.clock->now_ms();
         trajectory.score = rewards::score_response(trajectory.text, trajectory.job.gold_answer, s.reward,
-                                                   trajectory.code_failed());
+                                                   trajectory.code_failed(s.reward.exec_error_rule));
         if (s.trace) s.trace->busy("reward", "score", start, trajectory.id());
         return std::move(trajectory);
       },

@@ -22,7 +22,13 @@ int Trajectory::tool_errors() const {
   }));
 }
 
-bool Trajectory::code_failed() const { return tool_errors() > 0; }
+bool Trajectory::code_failed(config::ExecErrorRule rule) const {
+  if (tool_calls.empty()) return false;
+  if (rule == config::ExecErrorRule::kAny) return tool_errors() > 0;
+  const sandbox::ExecutionResult& last = tool_calls.back().result;  // ToRL: exit code 0 or any stdout passes
+  if (last.status == sandbox::ExecutionStatus::kSandboxError) return true;
+  return last.status != sandbox::ExecutionStatus::kOk && last.stdout_text.empty();
+}
 
 std::string Trajectory::infra_failure() const {
   for (size_t i = 0; i < tool_calls.size(); ++i) {
@@ -52,6 +58,15 @@ Json to_json(const Trajectory& t) {
                      {"tool_tokens", call.tool_tokens},
                      {"latency_ms", call.latency_ms}});
   }
+  Json cuts = Json::array();
+  for (const Cut& cut : t.cuts) {
+    cuts.push_back({{"response_offset", cut.response_offset},
+                    {"tokens", cut.tokens},
+                    {"logprobs", cut.logprobs},
+                    {"versions", cut.versions},
+                    {"kept_tokens", cut.kept_tokens},
+                    {"void_call", cut.void_call}});
+  }
   Json out = {{"id", t.job.id},
               {"dataset", t.job.dataset},
               {"problem", t.job.problem},
@@ -68,6 +83,7 @@ Json to_json(const Trajectory& t) {
               {"text", t.text},
               {"tool_calls", calls},
               {"void_calls", t.void_calls},
+              {"cuts", cuts},
               {"finish", finish_reason_name(t.finish)},
               {"started_ms", t.started_ms},
               {"finished_ms", t.finished_ms}};
@@ -146,6 +162,21 @@ Expected<Trajectory> trajectory_from_json(const Json& r) {
       call.tool_tokens = field_value(c, "tool_tokens").get<int64_t>();
       call.latency_ms = field_value(c, "latency_ms").get<double>();
       t.tool_calls.push_back(std::move(call));
+    }
+    if (r.contains("cuts")) {  // absent in traces recorded before cuts existed
+      for (const Json& c : field_value(r, "cuts")) {
+        Cut cut;
+        cut.response_offset = field_value(c, "response_offset").get<int64_t>();
+        cut.tokens = field_value(c, "tokens").get<std::vector<int32_t>>();
+        cut.logprobs = field_value(c, "logprobs").get<std::vector<float>>();
+        cut.versions = field_value(c, "versions").get<std::vector<int32_t>>();
+        cut.kept_tokens = field_value(c, "kept_tokens").get<int64_t>();
+        cut.void_call = field_value(c, "void_call").get<bool>();
+        if (cut.logprobs.size() != cut.tokens.size() || cut.versions.size() != cut.tokens.size()) {
+          return invalid_argument("cuts[].tokens, logprobs and versions differ in length");
+        }
+        t.cuts.push_back(std::move(cut));
+      }
     }
     if (r.contains("reward")) {
       rewards::Score score;

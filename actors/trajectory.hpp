@@ -55,6 +55,19 @@ struct ToolCall {
   double latency_ms = 0;        // from the request to the result, as the interceptor saw it
 };
 
+// Sampled tokens the tool protocol took out of the response (actors/README.md, "The tool protocol"):
+// a void call's dangling "```output", or the text that the token completing "```output" wrote past
+// it. The model sampled them, but the context it went on from does not hold them and they are never
+// trained on; traces keep them, and replay feeds them again.
+struct Cut {
+  int64_t response_offset = 0;    // where they stood: the response goes on from here
+  std::vector<int32_t> tokens;    // the sampled tokens taken out
+  std::vector<float> logprobs;
+  std::vector<int32_t> versions;
+  int64_t kept_tokens = 0;        // mask-0 tokens in their place at response_offset: the text that stays
+  bool void_call = false;         // a void call's "```output"; else text past the stop string
+};
+
 struct Trajectory {
   RolloutJob job;
   // ---- the response: one entry per token, generated and injected alike ----
@@ -66,6 +79,7 @@ struct Trajectory {
   // ---- the tool loop ----
   std::vector<ToolCall> tool_calls;
   int void_calls = 0;              // "```output" written without a closed ```python block before it
+  std::vector<Cut> cuts;           // in response order
   FinishReason finish = FinishReason::kNone;
   std::string error;               // what went wrong when finish is kError
   // ---- the outcome ----
@@ -73,7 +87,8 @@ struct Trajectory {
   double started_ms = 0, finished_ms = 0;  // on the run's clock
 
   int64_t id() const { return job.id; }
-  bool code_failed() const;         // some execution did not end with status ok
+  // Whether its code failed, for reward.exec_error_penalty: by `rule` (config.hpp, ExecErrorRule).
+  bool code_failed(config::ExecErrorRule rule) const;
   int tool_errors() const;          // executions that did not end with status ok
   // Why the infrastructure, not the model, failed this trajectory ("" when it did not): the sandbox
   // failed a call (sandbox_error: a worker died, no result in time, the service unreachable), or it

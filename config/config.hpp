@@ -75,6 +75,23 @@ constexpr auto enum_names(ToolFeedback) {
                     std::pair{ToolFeedback::kNone, "none"}};
 }
 
+// A "```output" stop with no closed ```python block before it (a void call). kTorl, ToRL's rule: it
+// spends one of the C rounds and the dangling "```output" leaves the context and the trajectory.
+// kIgnore, torl's rule before: no round spent, "```output" stays (the model then writes an output
+// itself, which is trained on); for replaying traces recorded with it.
+enum class VoidCallRule { kTorl, kIgnore };
+constexpr auto enum_names(VoidCallRule) {
+  return std::array{std::pair{VoidCallRule::kTorl, "torl"}, std::pair{VoidCallRule::kIgnore, "ignore"}};
+}
+
+// Which trajectories reward.exec_error_penalty applies to. kTorl, ToRL's rule: the last execution did
+// not pass, where passing is exit code 0 or any stdout. kAny: some execution did not end with status
+// ok. Trajectories without an execution are never penalized.
+enum class ExecErrorRule { kTorl, kAny };
+constexpr auto enum_names(ExecErrorRule) {
+  return std::array{std::pair{ExecErrorRule::kTorl, "torl"}, std::pair{ExecErrorRule::kAny, "any"}};
+}
+
 enum class LossAggregation { kTokenMean, kSequenceMean };
 constexpr auto enum_names(LossAggregation) {
   return std::array{std::pair{LossAggregation::kTokenMean, "token_mean"},
@@ -229,6 +246,7 @@ struct IsolationConfig {
 struct ToolConfig {
   int max_calls = 1;             // C: code executions per trajectory; 0 = no tool
   ToolFeedback feedback = ToolFeedback::kTorl;  // how results are shown: torl, full or none
+  VoidCallRule void_calls = VoidCallRule::kTorl;  // "```output" with no code: torl or ignore
   ToolBackend backend = ToolBackend::kLocal;    // local worker pool or a SandboxFusion cluster
   Path python = "/usr/bin/python3";  // interpreter for local workers
   int workers = 2;               // warm Python processes in the local pool
@@ -244,6 +262,7 @@ struct ToolConfig {
   void visit(V& v) {
     v("max_calls", max_calls, {.min = 0});
     v("feedback", feedback);
+    v("void_calls", void_calls);
     v("backend", backend);
     v("python", python, {.path = PathKind::kFile});
     v("workers", workers, {.min = 1, .max = 1024});
@@ -262,6 +281,7 @@ struct RewardConfig {
   double wrong = -1.0;           // boxed answer not equivalent (variant: -0.5)
   double no_answer = -1.0;       // no \boxed{} in the response
   double exec_error_penalty = 0.0;  // added when the trajectory's code failed (variant: -0.5)
+  ExecErrorRule exec_error_rule = ExecErrorRule::kTorl;  // which code failed: torl (last run) or any
   bool answer_fallbacks = false;    // also accept "the answer is X" when there is no \boxed{}
 
   template <class V>
@@ -270,6 +290,7 @@ struct RewardConfig {
     v("wrong", wrong);
     v("no_answer", no_answer);
     v("exec_error_penalty", exec_error_penalty, {.max = 0});
+    v("exec_error_rule", exec_error_rule);
     v("answer_fallbacks", answer_fallbacks);
   }
 };

@@ -23,7 +23,9 @@ Status GenerationEngine::admit(GenerationRequest request) {
   const uint64_t seed = request.seed;
   std::vector<int64_t> prompt = request.prompt;
   StopMatcher matcher(request.stops);
-  sequences_.emplace(id, Sequence{std::move(request), slot, 0, 0, std::move(prompt), false, true, std::move(matcher), SequenceRng(seed)});
+  const auto prompt_length = static_cast<int64_t>(prompt.size());
+  sequences_.emplace(id, Sequence{std::move(request), slot, {}, 0, prompt_length, std::move(prompt), false, true,
+                                  std::move(matcher), SequenceRng(seed)});
   return Status();
 }
 
@@ -32,10 +34,26 @@ Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens, 
   if (it == sequences_.end()) return not_found("request " + std::to_string(id) + " is not admitted");
   Sequence& sequence = it->second;
   if (!sequence.stopped) return invalid_argument("request " + std::to_string(id) + " is still generating");
-  if (sequence.length + static_cast<int64_t>(sequence.pending.size() + tokens.size()) >= model_.max_length()) {
+  // A stopped sequence's last sample is pending (not in the cache yet); earlier ones are in the cache.
+  const size_t from_pending = options.drop > 0 && !sequence.pending.empty() ? 1 : 0;
+  const auto cached = static_cast<int64_t>(sequence.cached.size()) - (options.drop - static_cast<int64_t>(from_pending));
+  if (options.drop < 0 || options.drop > sequence.generated || cached < sequence.prompt_length) {
+    return invalid_argument("request " + std::to_string(id) + ": cannot take back " + std::to_string(options.drop) +
+                            " sampled tokens");
+  }
+  std::vector<int64_t> feed(sequence.pending.begin(), sequence.pending.end() - static_cast<std::ptrdiff_t>(from_pending));
+  feed.insert(feed.end(), tokens.begin(), tokens.end());
+  const int64_t keep = feed.empty() ? cached - 1 : cached;  // nothing to feed: the last kept token again
+  if (keep + static_cast<int64_t>(feed.size()) + (feed.empty() ? 1 : 0) >= model_.max_length()) {
     return Status(StatusCode::kUnavailable, "request " + std::to_string(id) + ": appended tokens do not fit its cache");
   }
-  sequence.pending.insert(sequence.pending.end(), tokens.begin(), tokens.end());
+  if (feed.empty()) feed.push_back(sequence.cached[static_cast<size_t>(keep)]);
+  if (keep != static_cast<int64_t>(sequence.cached.size())) {
+    sequence.cached.resize(static_cast<size_t>(keep));
+    model_.truncate(sequence.slot, keep);
+  }
+  sequence.generated -= options.drop;
+  sequence.pending = std::move(feed);
   sequence.stopped = false;
   sequence.stop_strings = sequence.stop_strings && options.stop_strings;
   sequence.matcher.reset();  // only text generated from here on may stop it
@@ -76,8 +94,7 @@ std::vector<GenerationUpdate> GenerationEngine::step() {
   std::vector<GenerationUpdate> updates;
   for (size_t b = 0; b < batch.size(); ++b) {
     Sequence& sequence = *batch[b];
-    sequence.length += static_cast<int64_t>(sequence.pending.size());
-    sequence.pending.clear();
+    sequence.cached.insert(sequence.cached.end(), sequence.pending.begin(), sequence.pending.end());
     const int64_t token = sampled.tokens[b];
     ++sequence.generated;
     sequence.pending = {token};  // fed in the next step, or before the injected tokens on resume
@@ -92,7 +109,7 @@ std::vector<GenerationUpdate> GenerationEngine::step() {
       update.stop_string = stop;
     } else if (sequence.generated >= sequence.request.max_new_tokens) {
       update.stop = StopReason::kLength;
-    } else if (sequence.length + 1 >= model_.max_length()) {
+    } else if (static_cast<int64_t>(sequence.cached.size()) + 1 >= model_.max_length()) {
       update.stop = StopReason::kCacheFull;
     }
     sequence.stopped = update.stop != StopReason::kNone;

@@ -34,6 +34,8 @@ class CausalLm {
   virtual torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) = 0;
   // Empties a slot's cache.
   virtual void clear(int64_t slot) = 0;
+  // Forgets all but the first `length` tokens of a slot's cache (length <= what it holds).
+  virtual void truncate(int64_t slot, int64_t length) = 0;
 };
 
 struct GenerationRequest {
@@ -61,6 +63,7 @@ struct GenerationUpdate {
 struct ResumeOptions {
   bool stop_strings = true;     // false: its stop strings no longer stop it (after the last tool call)
   int64_t max_new_tokens = -1;  // tokens it may still sample from here; -1 = what is left of its budget
+  int64_t drop = 0;             // its last sampled tokens to take back first (cut from the context)
 };
 
 class GenerationEngine {
@@ -71,9 +74,11 @@ class GenerationEngine {
   // free, the id is in use, or the prompt does not fit.
   Status admit(GenerationRequest request);
 
-  // For a stopped request: appends `tokens` (e.g. tool output) without sampling them, clears the
-  // stop-string state, and lets it generate again from the next step. Fails when the request is
-  // unknown or running, or when the tokens do not fit its cache.
+  // For a stopped request: takes back its last `options.drop` sampled tokens (from its cache too;
+  // with nothing left to feed, the last token that stays is fed again for its logits), appends
+  // `tokens` (e.g. tool output) without sampling them, clears the stop-string state, and lets it
+  // generate again from the next step. Fails when the request is unknown or running, when `drop`
+  // reaches into its prompt, or when the tokens do not fit its cache.
   Status resume(int64_t id, const std::vector<int64_t>& tokens, ResumeOptions options = {});
 
   // Frees a request's slot (finished, or no longer wanted).
@@ -89,8 +94,9 @@ class GenerationEngine {
   struct Sequence {
     GenerationRequest request;
     int64_t slot = 0;
-    int64_t length = 0;                // tokens in the cache
+    std::vector<int64_t> cached;       // the tokens in its cache, in order
     int64_t generated = 0;             // sampled tokens so far
+    int64_t prompt_length = 0;         // the prompt's tokens, which drop never reaches
     std::vector<int64_t> pending;      // to feed in the next step (prompt, injected, or last sample)
     bool stopped = false;
     bool stop_strings = true;          // false once resumed without them

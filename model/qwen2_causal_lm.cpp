@@ -78,6 +78,13 @@ void split_by_length(const std::vector<int64_t>& rows, const std::vector<int64_t
 
 }  // namespace
 
+void Qwen2CausalLm::truncate(int64_t slot, int64_t length) {
+  int64_t& held = lengths_[static_cast<size_t>(slot)];
+  TORL_CHECK(length >= 0 && length <= held, "truncating slot " + std::to_string(slot) + " of " + std::to_string(held) +
+                                                " tokens to " + std::to_string(length));
+  held = length;  // entries past a slot's length are never read, and the next extend overwrites them
+}
+
 torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
   TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
   std::vector<int64_t> decoding, prefilling;  // row numbers

@@ -32,6 +32,7 @@ class Qwen2CausalLm : public CausalLm {
   int64_t max_length() const override { return max_length_; }
   torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override;
   void clear(int64_t slot) override { lengths_[static_cast<size_t>(slot)] = 0; }
+  void truncate(int64_t slot, int64_t length) override;
 
  private:
   // One forward over these slots (new tokens padded to the longest): logits [slots, V].

@@ -24,6 +24,7 @@ class ScriptedLm : public CausalLm {
   int64_t max_length() const override { return inner_.max_length(); }
   torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override;
   void clear(int64_t slot) override;
+  void truncate(int64_t slot, int64_t length) override { inner_.truncate(slot, length); }
 
  private:
   struct Cursor {

@@ -23,8 +23,8 @@ struct Score {
 };
 
 // Scores `response` (the model's text, tool outputs included) against `gold_answer`. `code_failed`:
-// at least one of the trajectory's executions did not end with status ok. The penalty applies only
-// then, never to a response that ran no code.
+// the trajectory's code failed by reward.exec_error_rule (actors' Trajectory::code_failed), never
+// true for a response that ran no code. The penalty applies only then.
 Score score_response(std::string_view response, std::string_view gold_answer,
                      const config::RewardConfig& reward, bool code_failed);
 

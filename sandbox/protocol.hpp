@@ -19,6 +19,11 @@ namespace torl::sandbox {
 // Generation stops at this string; the tool's answer follows it.
 inline constexpr std::string_view kStopString = "```output";
 
+// What the model is shown when the sandbox, not the code, failed (kSandboxError: queue full, worker
+// died, no answer in time): ToRL's text for a failed sandbox request. The real cause is logged and
+// kept in the trajectory's tool call.
+inline constexpr std::string_view kSandboxFaultObservation = "UnknownError";
+
 // ToRL's text for an observation that is empty after stripping (whatever the real cause was).
 inline constexpr std::string_view kEmptyObservation =
     "timeout_decorator.timeout_decorator.TimeoutError: 'Timed Out'";
@@ -59,7 +64,7 @@ std::optional<std::string> extract_code(std::string_view text);
 // kNone (error-message ablation): an ok run is shown as in kTorl; any other status shows
 //   kMaskedFailureObservation.
 // A kSandboxError result is formatted like any other (its stderr says what went wrong in the
-// sandbox); a caller that must not show sandbox faults to the model handles them before.
+// sandbox); the tool loop shows kSandboxFaultObservation instead.
 std::string format_observation(const ExecutionResult& result, config::ToolFeedback mode);
 
 // The tool text appended after the model's kStopString: "\n" + observation + "\n```\n".

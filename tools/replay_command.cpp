@@ -132,7 +132,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
   const config::Config& config = *loaded;
   auto tokenizer = load_run_tokenizer(config);
   if (!tokenizer) return err << "torl replay: " << tokenizer.status().message() << "\n", kExitFailed;
-  const actors::ToolLoop loop({config.tool.max_calls, config.tool.feedback, config.rollout.max_response_tokens}, *tokenizer);
+  const actors::ToolLoop loop(actors::tool_rules(config.tool, config.rollout), *tokenizer);
   std::unique_ptr<sandbox::Executor> executor;
   if (live) {
     auto started = sandbox::Executor::start(config.tool);

@@ -7,6 +7,7 @@
 #include "tests/caf_testing.hpp"
 
 #include "actors/pipeline.hpp"
+#include "common/log.hpp"
 #include "model/scripted_lm.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -26,19 +27,29 @@ std::vector<int64_t> ids(std::string_view text) {
   return {encoded.begin(), encoded.end()};
 }
 
-// The model under the script: right shapes, no compute.
+// The model under the script: right shapes, no compute; it keeps what each slot's cache holds.
 class ZeroLm : public model::CausalLm {
  public:
-  ZeroLm(int64_t slots, int64_t length) : slots_(slots), length_(length) {}
+  ZeroLm(int64_t slots, int64_t length) : slots_(slots), length_(length), cache(static_cast<size_t>(slots)) {}
   int64_t max_slots() const override { return slots_; }
   int64_t max_length() const override { return length_; }
-  torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>&) override {
+  torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override {
     widest = std::max(widest, static_cast<int64_t>(slots.size()));
+    for (size_t i = 0; i < slots.size(); ++i) {
+      auto& held = cache[static_cast<size_t>(slots[i])];
+      held.insert(held.end(), tokens[i].begin(), tokens[i].end());
+    }
     return torch::zeros({static_cast<int64_t>(slots.size()), kVocab});
   }
-  void clear(int64_t) override {}
+  void clear(int64_t slot) override {
+    if (!cache[static_cast<size_t>(slot)].empty()) released.push_back(cache[static_cast<size_t>(slot)]);
+    cache[static_cast<size_t>(slot)].clear();
+  }
+  void truncate(int64_t slot, int64_t length) override { cache[static_cast<size_t>(slot)].resize(static_cast<size_t>(length)); }
 
   int64_t widest = 0;  // the most rows one extend() had
+  std::vector<std::vector<int64_t>> cache;     // by slot
+  std::vector<std::vector<int64_t>> released;  // what each cleared slot held, in order
 
  private:
   int64_t slots_, length_;
@@ -155,6 +166,26 @@ TEST_SUITE("actors") {
           std::vector<std::string>{"begin", "segment", "exec", "resume", "segment", "release", "score", "finished"});
   }
 
+  TEST_CASE("a void call's \"```output\" leaves the model's cache too: it continued from exactly the trajectory") {
+    const std::string writes = "Hmm.\n```output```python\nprint(6*7)\n```\n```outputSo \\boxed{42}.";
+    Rig rig(config::RolloutMode::kAsync, 4, 64, {{ids("Void?"), ids(writes)}});
+    rig.submit({"Void?"});
+    REQUIRE(rig.runner.waiting.size() == 1);
+    CHECK(rig.runner.waiting[0].first == "print(6*7)\n");
+    rig.runner.answer_first(printed("42\n"));
+    rig.sched->run();
+    REQUIRE(rig.finished.size() == 1);
+    const Trajectory& t = rig.finished[0];
+    CHECK(t.text == "Hmm.\n```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.<eos>");
+    CHECK(t.void_calls == 1);
+    REQUIRE(t.cuts.size() == 1);
+    // the slot held the prompt and every response token but the last (EOS, sampled and never fed)
+    REQUIRE(rig.zero.released.size() == 1);
+    std::vector<int64_t> context(t.job.prompt.begin(), t.job.prompt.end());
+    context.insert(context.end(), t.response.begin(), t.response.end() - 1);
+    CHECK(rig.zero.released[0] == context);
+  }
+
   TEST_CASE("no more than tool.max_pending calls are ever in flight, and nothing is dropped") {
     Rig rig(config::RolloutMode::kAsync, /*slots=*/4, /*max_pending=*/2);
     rig.submit(7);
@@ -218,21 +249,31 @@ TEST_SUITE("actors") {
     const Trajectory& t = rig.finished[0];
     REQUIRE(t.tool_calls.size() == 1);
     CHECK(t.tool_calls[0].result.status == sandbox::ExecutionStatus::kSandboxError);
-    CHECK(t.tool_calls[0].observation.find("no result from the sandbox") != std::string::npos);
-    CHECK(t.text.find("no result from the sandbox") != std::string::npos);
+    CHECK(t.tool_calls[0].result.stderr_text.find("no result from the sandbox") != std::string::npos);
+    CHECK(t.tool_calls[0].observation == "UnknownError");  // the model sees ToRL's text, not ours
+    CHECK(t.text.find("```output\nUnknownError\n```") != std::string::npos);
     CHECK(t.score.has_value());
     rig.runner.answer_first(printed("late\n"));  // a late answer goes nowhere and breaks nothing
     rig.sched->run();
     CHECK(rig.finished.size() == 1);
   }
 
-  TEST_CASE("a sandbox fault becomes the observation the model sees") {
+  TEST_CASE("a sandbox fault is shown as \"UnknownError\" and logged with its cause") {
+    std::vector<std::string> logged;
+    log::set_sink([&logged](log::Level, std::string_view line) {
+      if (line.find("sandbox fault") != std::string_view::npos) logged.emplace_back(line);
+    });
     Rig rig;
     rig.submit(1);
     rig.runner.answer_first(sandbox::sandbox_error("worker died"));
     rig.sched->run();
+    log::set_sink(nullptr);
     REQUIRE(rig.finished.size() == 1);
-    CHECK(rig.finished[0].tool_calls.at(0).observation == "worker died");
+    CHECK(rig.finished[0].tool_calls.at(0).observation == "UnknownError");
+    CHECK(rig.finished[0].tool_calls.at(0).result.stderr_text == "worker died");
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("sandbox fault 1 (trajectory 0, call 1") != std::string::npos);
+    CHECK(logged[0].find("worker died") != std::string::npos);
     CHECK(rig.metrics.snapshot().tool_errors == 1);
   }
 

@@ -23,9 +23,9 @@ sandbox::ExecutionResult result(sandbox::ExecutionStatus status, std::string out
   return r;
 }
 
-// The model's pieces, as the generator would hand them over, and the sandbox's answers: a void call,
-// a call that prints 42, a call that raises (C = 2 reached), then text with "```output" that no
-// longer stops, and the answer.
+// The model's pieces, as the generator would hand them over, and the sandbox's answers: a void call
+// (its "```output" is cut), a call that prints 42, a call that raises (C = 3 rounds spent), then text
+// with "```output" that no longer stops, and the answer.
 Trajectory record(const ToolLoop& loop) {
   const std::vector<std::pair<std::string, FinishReason>> pieces = {
       {"Let me see.\n```output", FinishReason::kStopString},
@@ -52,12 +52,12 @@ Trajectory record(const ToolLoop& loop) {
     Decision d = loop.on_segment(t, s);
     while (d.kind == Decision::Kind::kExecute) d = loop.on_result(t, d.code, results.at(next_result++), 5.0);
   }
-  t.score = rewards::score_response(t.text, t.job.gold_answer, config::RewardConfig{}, t.code_failed());
+  t.score = rewards::score_response(t.text, t.job.gold_answer, config::RewardConfig{}, t.code_failed(config::ExecErrorRule::kTorl));
   return t;
 }
 
 const ToolLoop& torl_rules() {
-  static const ToolLoop loop({.max_calls = 2, .feedback = config::ToolFeedback::kTorl, .max_response_tokens = 500}, bytes());
+  static const ToolLoop loop({.max_calls = 3, .feedback = config::ToolFeedback::kTorl, .max_response_tokens = 500}, bytes());
   return loop;
 }
 
@@ -75,6 +75,8 @@ TEST_SUITE("actors") {
     const Trajectory recorded = record(torl_rules());
     REQUIRE(recorded.tool_calls.size() == 2);
     REQUIRE(recorded.void_calls == 1);
+    REQUIRE(recorded.cuts.size() == 1);  // the void call's "```output": replay feeds it again
+    REQUIRE(recorded.text.find("Let me see.\n\n```python") == 0);
     REQUIRE(recorded.score->outcome == rewards::Outcome::kCorrect);
     auto parsed = trajectory_from_json(to_json(recorded));
     REQUIRE_MESSAGE(parsed.ok(), parsed.status().message());
@@ -107,13 +109,13 @@ TEST_SUITE("actors") {
     CHECK(mentions(timed_out.differences, "call 1 result: recorded status ok"));
     CHECK(mentions(timed_out.differences, "replayed status timeout"));
 
-    const ToolLoop full({.max_calls = 2, .feedback = config::ToolFeedback::kFull, .max_response_tokens = 500}, bytes());
+    const ToolLoop full({.max_calls = 3, .feedback = config::ToolFeedback::kFull, .max_response_tokens = 500}, bytes());
     const Replay shown_all = replay_trajectory(recorded, full, config::RewardConfig{}, recorded_result);
     CHECK(mentions(shown_all.differences, "call 2 observation: recorded \"ZeroDivisionError: division by zero\""));
     CHECK_FALSE(mentions(shown_all.differences, "call 1 observation"));
 
-    const ToolLoop one_call({.max_calls = 1, .feedback = config::ToolFeedback::kTorl, .max_response_tokens = 500}, bytes());
-    const Replay capped = replay_trajectory(recorded, one_call, config::RewardConfig{}, recorded_result);
+    const ToolLoop two_rounds({.max_calls = 2, .feedback = config::ToolFeedback::kTorl, .max_response_tokens = 500}, bytes());
+    const Replay capped = replay_trajectory(recorded, two_rounds, config::RewardConfig{}, recorded_result);
     CHECK(mentions(capped.differences, "tool calls: recorded 2, replayed 1"));
     CHECK(capped.replayed.finish == FinishReason::kEos);
   }
@@ -145,13 +147,30 @@ TEST_SUITE("actors") {
     Segment end{t.id(), {}, {}, {}, FinishReason::kEos, {}};
     for (const int32_t id : bytes().encode("\\boxed{1}")) end.tokens.push_back(id), end.logprobs.push_back(-1.0f), end.versions.push_back(0);
     loop.on_segment(t, end);
-    t.score = rewards::score_response(t.text, t.job.gold_answer, config::RewardConfig{}, t.code_failed());
+    t.score = rewards::score_response(t.text, t.job.gold_answer, config::RewardConfig{}, t.code_failed(config::ExecErrorRule::kTorl));
     auto recorded = trajectory_from_json(Json::parse(to_jsonl_line(to_json(t))));  // as read from the trace
     REQUIRE(recorded.ok());
     CHECK(recorded->tool_calls[0].code != t.tool_calls[0].code);  // the byte did not survive JSON
     const Replay replay = replay_trajectory(*recorded, loop, config::RewardConfig{}, recorded_result);
     CHECK_MESSAGE(replay.differences.empty(), replay.differences.front());
     CHECK(replay.replayed.response == t.response);
+  }
+
+  TEST_CASE("replay: a trace recorded before void calls were cut replays unchanged by tool.void_calls: ignore") {
+    const ToolLoop ignore({.max_calls = 2, .feedback = config::ToolFeedback::kTorl, .max_response_tokens = 500,
+                           .void_calls = config::VoidCallRule::kIgnore},
+                          bytes());
+    Json old = to_json(record(ignore));
+    old.erase("cuts");  // traces written before cuts existed have no such field
+    auto recorded = trajectory_from_json(old);
+    REQUIRE_MESSAGE(recorded.ok(), recorded.status().message());
+    CHECK(recorded->text.find("Let me see.\n```output\n```python") == 0);  // the void call's "```output" stayed
+    const Replay same = replay_trajectory(*recorded, ignore, config::RewardConfig{}, recorded_result);
+    CHECK_MESSAGE(same.differences.empty(), same.differences.front());
+    // by the default rule the void call spends a round and its "```output" goes: the replay says where
+    const Replay cut = replay_trajectory(*recorded, torl_rules(), config::RewardConfig{}, recorded_result);
+    CHECK(mentions(cut.differences, "response: differs from token 12"));
+    CHECK(mentions(cut.differences, "cuts: recorded 0, replayed 1"));
   }
 
   TEST_CASE("replay: a record that is not a trajectory is refused naming the field") {

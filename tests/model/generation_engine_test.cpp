@@ -25,6 +25,7 @@ class CountingModel : public CausalLm {
     return logits;
   }
   void clear(int64_t slot) override { fed[slot].clear(); }
+  void truncate(int64_t slot, int64_t length) override { fed[slot].resize(static_cast<size_t>(length)); }
 
   static constexpr int64_t kVocab = 257;  // bytes and one special token
   std::map<int64_t, std::vector<int64_t>> fed;
@@ -95,6 +96,36 @@ TEST_SUITE("model") {
     // The model saw exactly the whole text, as if it had been prefilled at once.
     CHECK(model.fed[0] == std::vector<int64_t>{'a', 'b', 'c', 'd', '=', '5'});
     CHECK(engine.resume(7, {'x'}).code() == StatusCode::kInvalidArgument);  // still generating
+  }
+
+  TEST_CASE("resuming can take back the last sampled tokens: the model continues as if never written") {
+    CountingModel model(1);
+    const Tokenizer tokenizer = Tokenizer::byte_level({"<eos>"});
+    GenerationEngine engine(model, tokenizer);
+    GenerationRequest r = request(7, {'a'}, 20);
+    r.stops = {"cd"};
+    REQUIRE(engine.admit(r).ok());
+    while (engine.step()[0].stop == StopReason::kNone) {}  // b, c, d: "d" is pending, "b c" in the cache
+    CHECK(model.fed[0] == std::vector<int64_t>{'a', 'b', 'c'});
+    // Cannot reach into the prompt: only three tokens were sampled.
+    CHECK(engine.resume(7, {}, {.drop = 4}).code() == StatusCode::kInvalidArgument);
+    CHECK(engine.resume(7, {}, {.drop = -1}).code() == StatusCode::kInvalidArgument);
+    REQUIRE(engine.resume(7, {'x'}, {.drop = 2}).ok());  // "c" leaves the cache, "d" is never fed
+    const auto next = engine.step();
+    REQUIRE(next.size() == 1);
+    CHECK(next[0].tokens == std::vector<int64_t>{'y'});
+    CHECK(model.fed[0] == std::vector<int64_t>{'a', 'b', 'x'});
+    CHECK(next[0].stop == StopReason::kNone);
+    engine.release(7);
+
+    // With nothing left to feed, the last token that stays is fed again: its logits come back.
+    REQUIRE(engine.admit(r).ok());
+    while (engine.step()[0].stop == StopReason::kNone) {}  // b, c, d again
+    REQUIRE(engine.resume(7, {}, {.drop = 2}).ok());       // "c" and "d" go; "b" is fed again
+    const auto again = engine.step();
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].tokens == std::vector<int64_t>{'c'});
+    CHECK(model.fed[0] == std::vector<int64_t>{'a', 'b'});
   }
 
   TEST_CASE("a sequence resumed without stop strings runs past them, within its new token budget") {

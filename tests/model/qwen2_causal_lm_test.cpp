@@ -166,6 +166,23 @@ TEST_SUITE("model") {
     // and the caches go on agreeing
     CHECK(torch::allclose(pieces.extend({0}, {{11}})[0], whole.extend({0}, {{11}})[0], 0, 1e-5));
   }
+
+  TEST_CASE("a truncated cache continues as if the cut tokens had never been fed, also beside another row") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    const std::vector<int64_t> kept = {9, 8, 7, 6, 5}, cut = {40, 41, 42}, next = {100, 101}, other = {3, 1, 4};
+    Qwen2CausalLm lm(model, 2, 64);
+    std::vector<int64_t> written = kept;
+    written.insert(written.end(), cut.begin(), cut.end());
+    lm.extend({0}, {written});
+    lm.truncate(0, static_cast<int64_t>(kept.size()));
+    const torch::Tensor resumed = lm.extend({0, 1}, {next, other});
+    std::vector<int64_t> text = kept;
+    text.insert(text.end(), next.begin(), next.end());
+    CHECK(torch::allclose(resumed[0], full_forward_last(model, text), 0, 1e-5));
+    CHECK(torch::allclose(resumed[1], full_forward_last(model, other), 0, 1e-5));
+    text.push_back(11);
+    CHECK(torch::allclose(lm.extend({0}, {{11}})[0], full_forward_last(model, text), 0, 1e-5));
+  }
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ class FaultyLm final : public CausalLm {
     return inner_.extend(slots, tokens);
   }
   void clear(int64_t slot) override { inner_.clear(slot); }
+  void truncate(int64_t slot, int64_t length) override { inner_.truncate(slot, length); }
 
  private:
   CausalLm& inner_;
