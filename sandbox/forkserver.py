@@ -106,18 +106,15 @@ def inside_workdir(path):
 def prepare_child(request):
     """The request's stdin, files and code file, made before the limits apply. Returns the path of the
     code file, or None when the code runs as with `python -c`."""
-    import binascii
     if "stdin" in request:
         # A memfd holds all of stdin at once: no writer to wait for, and EOF at its end.
         fd = os.memfd_create("stdin")
-        data = request["stdin"].encode("utf-8", "surrogateescape")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, request["stdin"].encode("utf-8", "surrogateescape"))
         os.lseek(fd, 0, os.SEEK_SET)
         os.dup2(fd, 0)
         os.close(fd)
     for path, content in request.get("files", {}).items():
+        import binascii
         full = inside_workdir(path)
         if full is None:
             raise OSError(f"sandbox: file '{path}' is outside the working directory")
@@ -133,9 +130,15 @@ def prepare_child(request):
             break
         except FileExistsError:
             continue
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-        f.write(request["code"])
+    write_all(fd, request["code"].encode("utf-8", "surrogateescape"))  # no file object: it costs 0.3 ms
+    os.close(fd)
     return path
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fetch_files(paths):
