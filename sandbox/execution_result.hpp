@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -39,6 +40,9 @@ struct ExecutionResult {
   std::string stdout_text;    // raw bytes as written (may be invalid UTF-8), at most max_output_bytes
   std::string stderr_text;    // likewise; for kSandboxError, what went wrong in the sandbox
   bool truncated = false;     // stdout or stderr was cut at max_output_bytes
+  // RunRequest::fetch_files found after the run, as regular files inside the working directory:
+  // path as asked -> base64 content. Empty unless the request asked for files.
+  std::map<std::string, std::string> files;
   double queue_ms = 0;        // waiting for a free worker
   double wall_ms = 0;         // from handing the code to a worker until the result was complete
 };

@@ -124,8 +124,21 @@ void Executor::restart_later(int slot, std::chrono::milliseconds delay) {
   });
 }
 
+RunRequest capped_by(RunRequest request, const config::ToolConfig& tool) {
+  if (request.timeout_ms <= 0 || request.timeout_ms > tool.timeout_ms) request.timeout_ms = tool.timeout_ms;
+  if (request.memory_mb <= 0 || request.memory_mb > tool.memory_mb) request.memory_mb = tool.memory_mb;
+  return request;
+}
+
 void Executor::submit(std::string code, Done done) {
-  asio::post(io_, [this, code = std::move(code), done = std::move(done)]() mutable {
+  RunRequest request;
+  request.code = std::move(code);
+  submit(std::move(request), std::move(done));
+}
+
+void Executor::submit(RunRequest request, Done done) {
+  request = capped_by(std::move(request), tool());
+  asio::post(io_, [this, request = std::move(request), done = std::move(done)]() mutable {
     if (stopping_) return done(sandbox_error("sandbox: shutting down"));
     if (queue_.size() >= static_cast<size_t>(tool().max_queue)) {
       ExecutionResult result = sandbox_error("sandbox: queue full (tool.max_queue = " +
@@ -133,7 +146,7 @@ void Executor::submit(std::string code, Done done) {
       record(result);
       return done(std::move(result));
     }
-    queue_.push_back({std::move(code), std::move(done), Clock::now()});
+    queue_.push_back({std::move(request), std::move(done), Clock::now()});
     queue_depth_ = queue_.size();
     dispatch();
   });
@@ -152,7 +165,7 @@ void Executor::dispatch() {
       record(result);
       (*original)(std::move(result));  // the worker takes the next snippet once idle: on_idle
     };
-    if (!worker->run(pending.code, done)) {
+    if (!worker->run(pending.request, done)) {
       pending.done = std::move(*original);  // a dying worker: the snippet stays first in line
       continue;
     }
@@ -178,6 +191,21 @@ ExecutionResult Executor::run(std::string code) {
   auto future = promise.get_future();
   submit(std::move(code), [&promise](ExecutionResult result) { promise.set_value(std::move(result)); });
   return future.get();
+}
+
+RunnerLoad Executor::load() const {
+  const ExecutorMetrics now = metrics();
+  RunnerLoad load;
+  load.workers = tool().workers;
+  load.running = now.running;
+  load.queued = now.queue_depth;
+  load.executions = now.executions();
+  load.latency_p50_ms = now.total_p50_ms;
+  load.latency_p99_ms = now.total_p99_ms;
+  load.max_queue = static_cast<size_t>(tool().max_queue);
+  load.timeout_ms = tool().timeout_ms;
+  load.memory_mb = tool().memory_mb;
+  return load;
 }
 
 ExecutorMetrics Executor::metrics() const {

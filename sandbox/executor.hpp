@@ -30,6 +30,10 @@ namespace torl::sandbox {
 
 class ForkServer;
 
+// The limits `request` runs under in a pool configured by `tool`: its own where they are tighter,
+// the tool's otherwise (a request's 0 means the tool's).
+RunRequest capped_by(RunRequest request, const config::ToolConfig& tool);
+
 // A snapshot of the executor's counters; latencies are over the most recent 8192 executions.
 struct ExecutorMetrics {
   std::array<uint64_t, 7> executions_by_status{};  // indexed by ExecutionStatus
@@ -56,16 +60,21 @@ class Executor : public CodeRunner {
   // Queues `code`; `done` runs on the executor thread and must not block.
   void submit(std::string code, Done done) override;
 
+  // Queues `request` (stdin, files, fetch_files, run as a file, output overflow); its timeout_ms and
+  // memory_mb are capped at tool.timeout_ms and tool.memory_mb (0 means those).
+  void submit(RunRequest request, Done done) override;
+
   // Runs `code` and waits for its result. Not to be called from the executor thread.
   ExecutionResult run(std::string code);
 
   size_t queue_depth() const override { return queue_depth_; }
+  RunnerLoad load() const override;
   ExecutorMetrics metrics() const;
   const config::ToolConfig& tool() const { return isolation_.tool(); }
 
  private:
   struct Pending {
-    std::string code;
+    RunRequest request;
     Done done;
     std::chrono::steady_clock::time_point queued_at;
   };

@@ -78,6 +78,7 @@ struct ForkServer::Call {
   bool worker_died = false;  // ... or that the snippet broke the worker, which now exits
   bool timed_out = false;    // we killed it at the wall-clock timeout
   bool overflowed = false;   // we killed it for writing too much
+  bool keep_running = false; // past the cap, read and drop the rest instead of killing it
   bool kill_sent = false;
   bool finished = false;
   asio::steady_timer timer;        // the timeout, then the grace for the kill
@@ -244,6 +245,11 @@ void ForkServer::on_control_line(const std::string& line) {
   call->worker_died = message->value("worker_died", false);
   call->result.exit_code = message->value("exit_code", -1);
   call->result.signal = message->value("signal", 0);
+  if (const auto files = message->find("files"); files != message->end() && files->is_object()) {
+    for (const auto& [path, content] : files->items()) {
+      if (content.is_string()) call->result.files[path] = content.get<std::string>();
+    }
+  }
   call->timer.cancel();
   auto self = shared_from_this();
   call->drain_timer.expires_after(kDrainGrace);
@@ -255,7 +261,26 @@ void ForkServer::on_control_line(const std::string& line) {
   maybe_finish();
 }
 
-bool ForkServer::run(const std::string& code, Done& done) {
+// The control message for `request`: only the fields it uses, so that a plain snippet's is {"code"}.
+std::string ForkServer::run_message(const RunRequest& request) const {
+  const auto& tool = isolation_.tool();
+  Json message = {{"code", request.code}};
+  if (request.stdin_text) message["stdin"] = *request.stdin_text;
+  if (!request.files.empty()) {
+    Json files = Json::object();
+    for (const auto& [path, content] : request.files) files[path] = content;
+    message["files"] = std::move(files);
+  }
+  if (!request.fetch_files.empty()) message["fetch_files"] = request.fetch_files;
+  if (request.as_file) message["as_file"] = true;
+  if (request.memory_mb > 0 && request.memory_mb < tool.memory_mb) message["memory_mb"] = request.memory_mb;
+  if (request.timeout_ms > 0 && request.timeout_ms < tool.timeout_ms) {
+    message["cpu_seconds"] = Isolation::cpu_seconds_for(request.timeout_ms);
+  }
+  return message.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+bool ForkServer::run(const RunRequest& request, Done& done) {
   TORL_CHECK(state_ == State::kIdle && !call_, "ForkServer::run on a worker that is not idle");
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return false;
@@ -264,8 +289,7 @@ bool ForkServer::run(const std::string& code, Done& done) {
     close(out[1]);
     return false;
   }
-  const std::string message =
-      Json{{"code", code}}.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  const std::string message = run_message(request);
   const ssize_t sent = send_with_fds(control_.native_handle(), message, out[1], err[1]);
   close(out[1]);
   close(err[1]);
@@ -281,6 +305,7 @@ bool ForkServer::run(const std::string& code, Done& done) {
   call_ = std::make_shared<Call>(io_);
   auto call = call_;
   call->done = std::move(done);
+  call->keep_running = request.overflow == OutputOverflow::kKeepRunning;
   call->out.assign(out[0]);
   call->err.assign(err[0]);
   if (static_cast<size_t>(sent) < message.size()) write_control(message.substr(static_cast<size_t>(sent)));
@@ -288,7 +313,8 @@ bool ForkServer::run(const std::string& code, Done& done) {
   read_output(call, true);
   read_output(call, false);
   auto self = shared_from_this();
-  call->timer.expires_after(std::chrono::milliseconds(isolation_.tool().timeout_ms));
+  const int timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : isolation_.tool().timeout_ms;
+  call->timer.expires_after(std::chrono::milliseconds(timeout_ms));
   call->timer.async_wait([self, call](boost::system::error_code ec) {
     if (ec || call->finished || call->exited) return;
     call->timed_out = true;
@@ -313,6 +339,13 @@ void ForkServer::read_output(const std::shared_ptr<Call>& call, bool is_stdout) 
     const size_t cap = static_cast<size_t>(self->isolation_.tool().max_output_bytes);
     const size_t room = cap > text.size() ? cap - text.size() : 0;
     text.append(chunk.data(), std::min(n, room));
+    if (n > room && call->keep_running) {
+      // Past the cap: keep what fits and drop the rest, so that the snippet is never blocked on a
+      // full pipe and ends as it would have (its exit status, or the timeout).
+      call->result.truncated = true;
+      self->read_output(call, is_stdout);
+      return;
+    }
     if (n > room) {
       // Past the cap: keep what fits, stop reading, and end the snippet.
       call->result.truncated = true;

@@ -22,6 +22,7 @@
 #include "common/status.hpp"
 #include "sandbox/execution_result.hpp"
 #include "sandbox/isolation.hpp"
+#include "sandbox/run_request.hpp"
 
 namespace torl::sandbox {
 
@@ -39,11 +40,12 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   void start(std::function<void(Status)> on_started, std::function<void()> on_idle,
              std::function<void()> on_exit);
 
-  // Runs one snippet; the worker must be idle. Returns false, leaving `done` untouched, when the
+  // Runs one snippet under the request's limits (already capped by the Executor; 0 means the tool's);
+  // the worker must be idle. Returns false, leaving `done` untouched, when the
   // worker cannot take the code (it is dying): the caller gives the snippet to another worker.
   // Otherwise `done` is moved from and called exactly once, as soon as the snippet has ended; the
   // worker then clears up after it and is not idle until `on_idle`.
-  bool run(const std::string& code, Done& done);
+  bool run(const RunRequest& request, Done& done);
 
   // Kills the worker process. A snippet in progress ends with kSandboxError now; no other callback
   // is made after this.
@@ -63,6 +65,7 @@ class ForkServer : public std::enable_shared_from_this<ForkServer> {
   };
   struct Call;
 
+  std::string run_message(const RunRequest& request) const;
   void read_diagnostics();
   void read_control();
   void on_control_line(const std::string& line);

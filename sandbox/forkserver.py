@@ -1,11 +1,14 @@
 # The warm Python processes of one sandbox worker (sandbox/fork_server.hpp starts this, inside
 # bubblewrap). It serves snippets forever over the control socket on fd 3:
-#   torl -> here:  {"code": "..."}  + SCM_RIGHTS [stdout_fd, stderr_fd]   run one snippet
+#   torl -> here:  {"code": "..."}  + SCM_RIGHTS [stdout_fd, stderr_fd]   run one snippet; optional:
+#                    "stdin": "...", "files": {path: base64}, "fetch_files": [path],
+#                    "as_file": true, "memory_mb": N, "cpu_seconds": N (tighter limits)
 #                  {"kill": true}                                         end the running snippet now
 #   here -> torl:  {"ready": true}                                        after the imports, and after
 #                                                                         each snippet's clean-up
 #                  {"exit_code": N, "signal": S, "memory": bool,          once per snippet, as soon as it
-#                   "worker_died": bool}                                  has ended (before the clean-up)
+#                   "worker_died": bool, "files": {path: base64}}         has ended (before the clean-up);
+#                                                                         "files" when fetch_files was asked
 #                  {"worker_died": true}                                  instead of "ready": the clean-up
 #                                                                         failed, and this worker exits
 # One JSON object per line in both directions. The result goes out before the clean-up so that the
@@ -78,12 +81,12 @@ def set_dumpable(flag):
 
 # ---- the child: one snippet ----
 
-def set_limits():
+def set_limits(request):
     import resource
     mb = 1024 * 1024
     limits = [
-        (resource.RLIMIT_AS, SETTINGS["memory_mb"] * mb),
-        (resource.RLIMIT_CPU, SETTINGS["cpu_seconds"]),
+        (resource.RLIMIT_AS, request.get("memory_mb", SETTINGS["memory_mb"]) * mb),
+        (resource.RLIMIT_CPU, request.get("cpu_seconds", SETTINGS["cpu_seconds"])),
         (resource.RLIMIT_FSIZE, SETTINGS["file_mb"] * mb),
         (resource.RLIMIT_NPROC, SETTINGS["max_processes"]),
         (resource.RLIMIT_CORE, 0),
@@ -92,13 +95,76 @@ def set_limits():
         resource.setrlimit(which, (value, value))
 
 
-def run_child(code, out_fd, err_fd, status_fd):
+def inside_workdir(path):
+    """The absolute path of `path` (relative to the work folder), or None when it leads outside it,
+    also through a symlink. torl has checked the path's form already; this is the second lock."""
+    root = os.path.realpath(SETTINGS["workdir"])
+    full = os.path.realpath(os.path.join(root, path))
+    return full if full.startswith(root + os.sep) else None
+
+
+def prepare_child(request):
+    """The request's stdin, files and code file, made before the limits apply. Returns the path of the
+    code file, or None when the code runs as with `python -c`."""
+    if "stdin" in request:
+        # A memfd holds all of stdin at once: no writer to wait for, and EOF at its end.
+        fd = os.memfd_create("stdin")
+        write_all(fd, request["stdin"].encode("utf-8", "surrogateescape"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.dup2(fd, 0)
+        os.close(fd)
+    for path, content in request.get("files", {}).items():
+        import binascii
+        full = inside_workdir(path)
+        if full is None:
+            raise OSError(f"sandbox: file '{path}' is outside the working directory")
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(binascii.a2b_base64(content))
+    if not request.get("as_file"):
+        return None
+    while True:  # a name no request file has taken
+        path = os.path.join(SETTINGS["workdir"], f"snippet_{os.urandom(4).hex()}.py")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            continue
+    write_all(fd, request["code"].encode("utf-8", "surrogateescape"))  # no file object: it costs 0.3 ms
+    os.close(fd)
+    return path
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def fetch_files(paths):
+    """The regular files among `paths` inside the work folder, base64-encoded; others are left out."""
+    import binascii
+    files = {}
+    for path in paths:
+        full = inside_workdir(path)
+        if full is None or not os.path.isfile(full):
+            continue
+        try:
+            with open(full, "rb") as f:
+                files[path] = binascii.b2a_base64(f.read(), newline=False).decode()
+        except OSError:
+            pass
+    return files
+
+
+def run_child(request, out_fd, err_fd, status_fd):
     """In the forked child: become the snippet's process and never return.
 
     Every page the child touches is copied from the parent, so it does as little as it can: stdin is
     already /dev/null, sys.stdout and sys.stderr already wrap descriptors 1 and 2 (now the pipes), and
     the working directory is already the sandbox's."""
     exit_code = 1
+    code = request["code"]
     try:
         os.setsid()
         os.dup2(out_fd, 1)
@@ -109,9 +175,14 @@ def run_child(code, out_fd, err_fd, status_fd):
         PR_SET_PDEATHSIG = 1
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with its zygote, with or without a PID namespace
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            filename = prepare_child(request) if len(request) > 1 else None
+        except (OSError, ValueError) as e:
+            os.write(2, f"sandbox: could not prepare the snippet's stdin and files: {e}\n".encode())
+            raise
         if SETTINGS["rlimits"]:
             try:
-                set_limits()
+                set_limits(request)
             except OSError as e:
                 os.write(2, f"sandbox: could not set the snippet's limits: {e}\n".encode())
                 raise
@@ -119,20 +190,26 @@ def run_child(code, out_fd, err_fd, status_fd):
             sys.modules["numpy"].random.seed()  # fresh, as in a new interpreter (random reseeds itself)
         import atexit
         atexit._clear()  # the handlers of the zygote's imports are not the snippet's
-        sys.argv = ["-c"]
-        exit_code = execute(code, status_fd)
+        sys.argv = [filename or "-c"]
+        if filename:
+            sys.path.insert(0, os.path.dirname(filename))
+        exit_code = execute(code, filename, status_fd)
     finally:
         os._exit(exit_code)
 
 
-def execute(code, status_fd):
-    """Runs `code` as `python3 -c` would and returns the process exit code."""
+def execute(code, filename, status_fd):
+    """Runs `code` as `python3 -c` would (or `python3 FILENAME`, when given) and returns the process
+    exit code."""
     import atexit
     import builtins
     import traceback
     exit_code = 0
     try:
-        exec(compile(code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
+        if filename:
+            namespace.update(__file__=filename, __cached__=None)
+        exec(compile(code, filename or "<string>", "exec"), namespace)
     except SystemExit as e:
         exit_code = exit_code_of(e)
     except MemoryError:
@@ -223,14 +300,14 @@ class Channel:
         return taken
 
 
-def run_snippet(channel, code, out_fd, err_fd):
-    """Forks a child that runs `code` and waits for it to end; a kill request on `channel` (or the
-    channel closing) kills its process group first. Returns the result message."""
+def run_snippet(channel, request, out_fd, err_fd):
+    """Forks a child that runs the request's code and waits for it to end; a kill request on `channel`
+    (or the channel closing) kills its process group first. Returns the result message."""
     status_read, status_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(status_read)
-        run_child(code, out_fd, err_fd, status_write)
+        run_child(request, out_fd, err_fd, status_write)
     os.close(out_fd)
     os.close(err_fd)
     os.close(status_write)
@@ -256,12 +333,15 @@ def run_snippet(channel, code, out_fd, err_fd):
     except BlockingIOError:
         memory = False
     os.close(status_read)
-    return {
+    result = {
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
         "memory": memory,
         "worker_died": False,
     }
+    if request.get("fetch_files"):
+        result["files"] = fetch_files(request["fetch_files"])  # before the clean-up empties the folder
+    return result
 
 
 def kill_group(pid):
@@ -284,7 +364,7 @@ def serve_light(channel):
             os._exit(0)
         if "code" in message:
             out_fd, err_fd = channel.take_fds(2)
-            channel.send(run_snippet(channel, message["code"], out_fd, err_fd))
+            channel.send(run_snippet(channel, message, out_fd, err_fd))
         elif message.get("ping"):
             channel.send({"pong": True})
 
@@ -303,10 +383,10 @@ def start_light_zygote():
     return pid, Channel(ours)
 
 
-def relay(control, light, code, out_fd, err_fd):
-    """Has the lean zygote run `code`, passing on kill requests; returns its result message, or None
-    when it died."""
-    light.send({"code": code}, fds=[out_fd, err_fd])
+def relay(control, light, request, out_fd, err_fd):
+    """Has the lean zygote run the request, passing on kill requests; returns its result message, or
+    None when it died."""
+    light.send(request, fds=[out_fd, err_fd])
     os.close(out_fd)
     os.close(err_fd)
     while True:
@@ -430,13 +510,12 @@ def serve():
         if "code" not in message:
             continue  # a kill for a snippet that has already ended
         out_fd, err_fd = control.take_fds(2)
-        code = message["code"]
-        if uses_heavy_modules(code):
-            result = run_snippet(control, code, out_fd, err_fd)
+        if uses_heavy_modules(message["code"]):
+            result = run_snippet(control, message, out_fd, err_fd)
             if not lean_zygote_answers(light):
                 result = None  # the snippet, run beside it, killed or stopped the lean zygote
         else:
-            result = relay(control, light, code, out_fd, err_fd)  # None when the lean zygote died
+            result = relay(control, light, message, out_fd, err_fd)  # None when the lean zygote died
         if result is None:
             # The snippet broke this worker: report it as its result, then exit so that torl replaces us.
             control.send({"exit_code": -1, "signal": 0, "memory": False, "worker_died": True})

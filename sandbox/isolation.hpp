@@ -61,7 +61,8 @@ class Isolation {
   const config::ToolConfig& tool() const { return tool_; }
 
   // CPU seconds a snippet may use: its wall-clock timeout rounded up, plus one.
-  int cpu_seconds() const { return (tool_.timeout_ms + 999) / 1000 + 1; }
+  int cpu_seconds() const { return cpu_seconds_for(tool_.timeout_ms); }
+  static int cpu_seconds_for(int timeout_ms) { return (timeout_ms + 999) / 1000 + 1; }
 
  private:
   explicit Isolation(config::ToolConfig tool) : tool_(std::move(tool)) {}

@@ -1,5 +1,11 @@
 #include "sandbox/sandbox_fusion_protocol.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <iterator>
+#include <limits>
 #include <optional>
 
 #include "common/json.hpp"
@@ -37,7 +43,73 @@ bool cut(std::string& text, int max_bytes) {
   return true;
 }
 
+// SandboxFusion's language names: the values its request model accepts. This server runs python;
+// the others are valid requests it answers with a SandboxError.
+constexpr std::string_view kLanguages[] = {
+    "python", "cpp", "nodejs", "go", "go_test", "java", "php", "csharp", "bash", "typescript", "sql",
+    "rust", "cuda", "lua", "R", "perl", "D_ut", "ruby", "scala", "julia", "pytest", "junit",
+    "kotlin_script", "jest", "verilog", "python_gpu", "lean", "swift", "racket"};
+
+constexpr std::string_view kPathRule =
+    "Value error, the path must be relative and stay inside the working directory (no '..', no leading '/')";
+
+// "'python', 'cpp', ... or 'racket'", as pydantic lists a literal's values.
+std::string sandbox_fusion_language_list() {
+  std::string text;
+  const size_t count = std::size(kLanguages);
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) text += i + 1 == count ? " or " : ", ";
+    text += "'" + std::string(kLanguages[i]) + "'";
+  }
+  return text;
+}
+
+// A number as pydantic's lax mode reads it: a JSON number, or a string holding one. `type` is empty
+// when it is fine, else pydantic's name for the problem, with `message`.
+struct Coerced {
+  double value = 0;
+  std::string type, message;
+};
+
+Coerced coerce_number(const Json& value, bool integer) {
+  const char* kind = integer ? "integer" : "number";
+  Coerced out;
+  if (value.is_number()) {
+    out.value = value.get<double>();
+  } else if (value.is_string()) {
+    std::string text = value.get<std::string>();
+    const auto first = text.find_first_not_of(" \t\n\r");
+    const auto last = text.find_last_not_of(" \t\n\r");
+    text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
+    char* end = nullptr;
+    errno = 0;
+    out.value = text.empty() ? 0 : std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(out.value)) {
+      out.type = integer ? "int_parsing" : "float_parsing";
+      out.message = std::string("Input should be a valid ") + kind + ", unable to parse string as " +
+                    (integer ? "an integer" : "a number");
+      return out;
+    }
+  } else {
+    out.type = integer ? "int_type" : "float_type";
+    out.message = std::string("Input should be a valid ") + kind;
+    return out;
+  }
+  if (integer && out.value != std::floor(out.value)) {
+    out.type = "int_from_float";
+    out.message = "Input should be a valid integer, got a number with a fractional part";
+  } else if (integer && std::fabs(out.value) > static_cast<double>(std::numeric_limits<int>::max())) {
+    out.type = "int_type";
+    out.message = "Input should be a valid integer, the number is too large";
+  }
+  return out;
+}
+
 }  // namespace
+
+bool is_sandbox_fusion_language(std::string_view name) {
+  return std::find(std::begin(kLanguages), std::end(kLanguages), name) != std::end(kLanguages);
+}
 
 std::string body_excerpt(std::string_view body, size_t max_bytes) {
   if (body.size() <= max_bytes) return std::string(body);
@@ -52,32 +124,159 @@ std::string run_code_request_body(std::string_view code, const config::ToolConfi
   return dump(request);
 }
 
-Expected<RunCodeRequest> parse_run_code_request(std::string_view body) {
-  auto json = parse_json(body, "request body");
-  if (!json) return json.status();
-  RunCodeRequest request;
-  auto code = required_field<std::string>(*json, "code", "request body");
-  if (!code) return code.status();
-  request.code = std::move(*code);
-  auto language = required_field<std::string>(*json, "language", "request body");
-  if (!language) return language.status();
-  request.language = std::move(*language);
-  if (const auto it = json->find("run_timeout"); it != json->end() && !it->is_null()) {
-    if (!it->is_number()) return invalid_argument("request body: field 'run_timeout' must be a number of seconds");
-    request.run_timeout_s = it->get<double>();
+std::string ParsedRunCodeRequest::message() const {
+  std::string text;
+  for (const RequestProblem& problem : problems) {
+    if (!text.empty()) text += "; ";
+    std::string where;
+    for (const Json& part : problem.loc) {
+      if (!where.empty()) where += ".";
+      where += part.is_string() ? part.get<std::string>() : part.dump();
+    }
+    text += where + ": " + problem.msg;
   }
-  if (const auto it = json->find("memory_limit_MB"); it != json->end() && !it->is_null()) {
-    if (!it->is_number_integer()) return invalid_argument("request body: field 'memory_limit_MB' must be an integer");
-    request.memory_limit_mb = it->get<int>();
-  }
-  return request;
+  return text;
 }
 
-std::string run_code_response_body(const ExecutionResult& result) {
+ParsedRunCodeRequest parse_run_code_request(std::string_view body) {
+  ParsedRunCodeRequest parsed;
+  auto& problems = parsed.problems;
+  RunCodeRequest& request = parsed.request;
+  Json json;
+  try {
+    json = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    problems.push_back({Json::array({"body", e.byte}), "JSON decode error", "json_invalid", Json::object()});
+    return parsed;
+  }
+  if (!json.is_object()) {
+    problems.push_back({Json::array({"body"}), "Input should be a valid dictionary or object to extract fields from",
+                        "model_attributes_type", json});
+    return parsed;
+  }
+  auto problem = [&](const Json& loc, std::string msg, std::string type, const Json& input) {
+    problems.push_back({loc, std::move(msg), std::move(type), input});
+  };
+  auto field = [&](const char* key) -> const Json* {
+    const auto it = json.find(key);
+    return it == json.end() ? nullptr : &*it;
+  };
+  auto loc = [](const char* key) { return Json::array({"body", key}); };
+  auto required_string = [&](const char* key, std::string& out) {
+    const Json* value = field(key);
+    if (value == nullptr) return problem(loc(key), "Field required", "missing", json);
+    if (!value->is_string()) return problem(loc(key), "Input should be a valid string", "string_type", *value);
+    out = value->get<std::string>();
+  };
+  required_string("code", request.code);
+  required_string("language", request.language);
+  if (field("language") != nullptr && field("language")->is_string() && !is_sandbox_fusion_language(request.language)) {
+    problem(loc("language"), "Input should be " + sandbox_fusion_language_list(), "literal_error", request.language);
+  }
+  for (const char* key : {"run_timeout", "compile_timeout"}) {
+    const Json* value = field(key);
+    if (value == nullptr || value->is_null()) continue;
+    const auto number = coerce_number(*value, false);
+    if (!number.type.empty()) {
+      problem(loc(key), number.message, number.type, *value);
+    } else if (!(number.value > 0)) {
+      problem(loc(key), "Input should be greater than 0", "greater_than", *value);
+    } else if (std::string_view(key) == "run_timeout") {
+      request.run_timeout_s = number.value;
+    }
+  }
+  if (const Json* value = field("memory_limit_MB"); value != nullptr && !value->is_null()) {
+    const auto number = coerce_number(*value, true);
+    if (!number.type.empty()) {
+      problem(loc("memory_limit_MB"), number.message, number.type, *value);
+    } else {
+      request.memory_limit_mb = static_cast<int>(number.value);
+    }
+  }
+  if (const Json* value = field("stdin"); value != nullptr && !value->is_null()) {
+    if (value->is_string()) {
+      request.stdin_text = value->get<std::string>();
+    } else {
+      problem(loc("stdin"), "Input should be a valid string", "string_type", *value);
+    }
+  }
+  if (const Json* value = field("files"); value != nullptr) {
+    if (!value->is_object()) {
+      problem(loc("files"), "Input should be a valid dictionary", "dict_type", *value);
+    } else {
+      for (const auto& [path, content] : value->items()) {
+        const Json where = Json::array({"body", "files", path});
+        if (!is_safe_relative_path(path)) {
+          problem(where, std::string(kPathRule), "value_error", path);
+        } else if (content.is_null()) {
+          continue;  // SandboxFusion skips a file without content
+        } else if (!content.is_string()) {
+          problem(where, "Input should be a valid string", "string_type", content);
+        } else if (!is_base64(content.get<std::string>())) {
+          problem(where, "Value error, the content must be base64", "value_error", content);
+        } else {
+          request.files.emplace_back(path, content.get<std::string>());
+        }
+      }
+    }
+  }
+  if (const Json* value = field("fetch_files"); value != nullptr) {
+    if (!value->is_array()) {
+      problem(loc("fetch_files"), "Input should be a valid list", "list_type", *value);
+    } else {
+      for (size_t i = 0; i < value->size(); ++i) {
+        const Json& path = (*value)[i];
+        const Json where = Json::array({"body", "fetch_files", i});
+        if (!path.is_string()) {
+          problem(where, "Input should be a valid string", "string_type", path);
+        } else if (!is_safe_relative_path(path.get<std::string>())) {
+          problem(where, std::string(kPathRule), "value_error", path);
+        } else {
+          request.fetch_files.push_back(path.get<std::string>());
+        }
+      }
+    }
+  }
+  return parsed;
+}
+
+std::string validation_error_body(const std::vector<RequestProblem>& problems) {
+  OrderedJson detail = OrderedJson::array();
+  for (const RequestProblem& problem : problems) {
+    detail.push_back(OrderedJson{{"type", problem.type}, {"loc", problem.loc}, {"msg", problem.msg}, {"input", problem.input}});
+  }
+  return dump(OrderedJson{{"detail", std::move(detail)}});
+}
+
+RunRequest to_run_request(RunCodeRequest request) {
+  RunRequest run;
+  run.code = std::move(request.code);
+  run.stdin_text = std::move(request.stdin_text);
+  run.files = std::move(request.files);
+  run.fetch_files = std::move(request.fetch_files);
+  if (request.run_timeout_s) {
+    // Rounded up to whole milliseconds; the pool caps it at its own limit.
+    const double ms = std::ceil(*request.run_timeout_s * 1000.0);
+    run.timeout_ms = ms >= static_cast<double>(std::numeric_limits<int>::max()) ? std::numeric_limits<int>::max()
+                                                                                : std::max(1, static_cast<int>(ms));
+  }
+  if (request.memory_limit_mb && *request.memory_limit_mb > 0) run.memory_mb = *request.memory_limit_mb;
+  run.as_file = true;
+  run.overflow = OutputOverflow::kKeepRunning;
+  return run;
+}
+
+std::string run_code_response_body(const ExecutionResult& result, std::string_view pod_name) {
+  const OrderedJson pod = pod_name.empty() ? OrderedJson(nullptr) : OrderedJson(pod_name);
+  OrderedJson files = OrderedJson::object();
+  for (const auto& [path, content] : result.files) files[path] = content;
   if (result.status == ExecutionStatus::kSandboxError) {
     OrderedJson response = {{"status", "SandboxError"},
                             {"message", result.stderr_text},
+                            {"compile_result", nullptr},
                             {"run_result", nullptr},
+                            {"executor_pod_name", pod},
+                            {"files", std::move(files)},
                             {"torl_status", status_name(result.status)}};
     return dump(response);
   }
@@ -92,14 +291,22 @@ std::string run_code_response_body(const ExecutionResult& result) {
       {"execution_time", result.wall_ms / 1000.0}};
   const OrderedJson response = {{"status", result.status == ExecutionStatus::kOk ? "Success" : "Failed"},
                                 {"message", ""},
+                                {"compile_result", nullptr},
                                 {"run_result", run_result},
+                                {"executor_pod_name", pod},
+                                {"files", std::move(files)},
                                 {"truncated", result.truncated},
                                 {"torl_status", status_name(result.status)}};
   return dump(response);
 }
 
-std::string sandbox_error_response_body(std::string_view message) {
-  return dump(OrderedJson{{"status", "SandboxError"}, {"message", message}, {"run_result", nullptr}});
+std::string sandbox_error_response_body(std::string_view message, std::string_view pod_name) {
+  return dump(OrderedJson{{"status", "SandboxError"},
+                          {"message", message},
+                          {"compile_result", nullptr},
+                          {"run_result", nullptr},
+                          {"executor_pod_name", pod_name.empty() ? OrderedJson(nullptr) : OrderedJson(pod_name)},
+                          {"files", OrderedJson::object()}});
 }
 
 Expected<ExecutionResult> parse_run_code_response(std::string_view body, int max_output_bytes) {

@@ -1,10 +1,13 @@
 // torl sandbox exec|bench|serve: run one snippet as the model's tool call would, measure the pool
 // against a fresh interpreter per call (and against the HTTP path), or serve the pool over the
 // SandboxFusion HTTP API.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <iterator>
@@ -31,19 +34,36 @@ using sandbox::ExecutionResult;
 using sandbox::ExecutionStatus;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kUsage =
+const std::string kUsage =
     "usage: torl sandbox exec  [--config FILE] [--set tool.KEY=VALUE]...   (code on stdin)\n"
     "       torl sandbox bench [--snippet trivial|numpy|sympy|mixed] [--calls N] [--concurrency N]\n"
     "                          [--baseline-calls N] [--http | --url URL] [--config FILE] [--set tool.KEY=VALUE]...\n"
-    "       torl sandbox serve --listen HOST:PORT [--config FILE] [--set tool.KEY=VALUE]...\n"
+    "       torl sandbox serve --listen HOST:PORT [--workers N] [--pod-name NAME] [--config FILE]\n"
+    "                          [--set tool.KEY=VALUE]...\n"
     "\n"
     "exec runs the code on stdin in the sandbox and prints one JSON object: status, exit_code, signal,\n"
     "stdout, stderr, truncated, wall_ms, and observation (the text the model would see).\n"
     "bench measures executions/s and latency of the fork-server pool beside a fresh python3 process\n"
     "per call under the same isolation, in one run; --http adds the HTTP path (the SandboxFusion client\n"
     "against serve on a loopback port, in-process), --url measures a SandboxFusion server instead.\n"
-    "serve answers the SandboxFusion API (POST /run_code, GET /v1/ping) from the pool until SIGINT or\n"
-    "SIGTERM; port 0 picks a free port. The listening address is printed on stderr.\n";
+    "\n"
+    "serve answers the SandboxFusion API from the pool until SIGINT or SIGTERM; port 0 picks a free\n"
+    "port, and the listening address is printed on stderr. Endpoints:\n"
+    "  POST /run_code (or /run_code/)  python only: code, stdin, files (path -> base64, written into the\n"
+    "        working directory), fetch_files (returned base64 in the answer's files), run_timeout,\n"
+    "        memory_limit_MB; the code runs from a file in that directory (__file__, sys.argv[0]).\n"
+    "        A bad request is HTTP 422 with FastAPI's {\"detail\": [...]} naming the field.\n"
+    "  GET /v1/ping    \"pong\"\n"
+    "  GET /v1/status  workers, running, queued, requests_in_flight, executions, latency p50/p99, limits\n"
+    "Limits: a request's run_timeout and memory_limit_MB apply when they are tighter than the server's\n"
+    "tool.timeout_ms and tool.memory_mb, which cap them (absent, or -1: the server's). Output past\n"
+    "tool.max_output_bytes (each of stdout, stderr) is cut and the answer says \"truncated\": true; the\n"
+    "program runs on to its end, and its own exit status is reported.\n"
+    "--workers N: snippets run at once (default: the number of CPUs, here " +
+    std::to_string(std::max(1u, std::thread::hardware_concurrency())) + "); tool.workers does not apply\n"
+    "to serve. More requests wait in a queue of tool.max_queue, and their wait counts against the\n"
+    "client's timeout (see sandbox/README.md on sizing a cluster). --pod-name NAME is each answer's\n"
+    "executor_pod_name (default: $MY_POD_NAME, else the host name).\n";
 
 // A benchmark snippet and the stdout it must produce.
 struct Snippet {
@@ -338,16 +358,34 @@ int bench_command(const Args& args, std::ostream& out, std::ostream& err) {
   return all_correct ? kExitOk : kExitFailed;
 }
 
+// executor_pod_name when --pod-name is not given: $MY_POD_NAME (as SandboxFusion), else the host name.
+std::string default_pod_name() {
+  if (const char* pod = std::getenv("MY_POD_NAME"); pod != nullptr && *pod != '\0') return pod;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "";
+  return host;
+}
+
 // serve: the pool behind the SandboxFusion HTTP API until SIGINT or SIGTERM.
 int serve_command(const Args& args, std::ostream& err) {
-  std::string file, listen;
+  std::string file, listen, pod_name;
   std::vector<std::string> sets;
+  long workers = std::max(1u, std::thread::hardware_concurrency());
   ArgReader reader(args);
   while (!reader.done()) {
-    if (reader.value("--listen", listen) || reader.value("--config", file) || reader.values("--set", sets)) continue;
+    if (reader.value("--listen", listen) || reader.value("--config", file) || reader.values("--set", sets) ||
+        reader.integer("--workers", workers) || reader.value("--pod-name", pod_name)) {
+      continue;
+    }
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (reader.error().empty() && listen.empty()) reader.fail("--listen HOST:PORT is required (port 0 picks a free one)");
+  if (reader.error().empty() && (workers < 1 || workers > 1024)) reader.fail("--workers must be 1..1024");
+  for (const auto& set : sets) {
+    if (reader.error().empty() && set.rfind("tool.workers=", 0) == 0) {
+      reader.fail("serve sizes its pool with --workers N, not --set tool.workers");
+    }
+  }
   if (!reader.error().empty()) {
     err << "torl sandbox serve: " << reader.error() << "\n" << kUsage;
     return kExitUsage;
@@ -357,6 +395,8 @@ int serve_command(const Args& args, std::ostream& err) {
     err << "torl sandbox serve: " << tool.status().message() << "\n";
     return kExitUsage;
   }
+  tool->workers = static_cast<int>(workers);
+  if (pod_name.empty()) pod_name = default_pod_name();
   // Signals are caught from here on, so a stop that arrives while the workers start is not lost.
   boost::asio::io_context signal_io;
   boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
@@ -371,13 +411,15 @@ int serve_command(const Args& args, std::ostream& err) {
     err << "torl sandbox serve: " << executor.status().message() << "\n";
     return kExitFailed;
   }
-  auto server = sandbox::SandboxFusionServer::start(listen, **executor);
+  auto server = sandbox::SandboxFusionServer::start(listen, **executor, pod_name);
   if (!server) {
     err << "torl sandbox serve: " << server.status().message() << "\n";
     return kExitFailed;
   }
   err << "torl sandbox serve: listening on http://" << (*server)->address() << " (" << tool->workers
-      << " workers, " << describe_isolation(*tool) << "); POST /run_code, GET /v1/ping" << std::endl;
+      << " workers, timeout " << tool->timeout_ms << " ms, memory " << tool->memory_mb << " MB, output cap "
+      << tool->max_output_bytes << " bytes, " << describe_isolation(*tool)
+      << "); POST /run_code, GET /v1/ping, GET /v1/status" << std::endl;
   signal_io.run();
   err << "torl sandbox serve: signal " << stop_signal << ", shutting down" << std::endl;
   server->reset();    // stops accepting and waits for the snippets it handed to the pool
@@ -393,6 +435,10 @@ int sandbox_command(const Args& args, std::ostream& out, std::ostream& err) {
     return args.empty() ? kExitUsage : kExitOk;
   }
   const Args rest(args.begin() + 1, args.end());
+  if (std::find_if(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; }) != rest.end()) {
+    out << kUsage;
+    return kExitOk;
+  }
   if (args[0] == "exec") return exec_command(rest, out, err);
   if (args[0] == "bench") return bench_command(rest, out, err);
   if (args[0] == "serve") return serve_command(rest, err);

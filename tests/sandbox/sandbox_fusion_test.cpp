@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -184,17 +185,20 @@ class EchoRunner : public CodeRunner {
   std::atomic<int> calls = 0;
 };
 
-// A runner that holds every snippet until release() answers them all.
+// A runner that holds every snippet until release() answers them all. It takes any RunRequest (the
+// server passes on the limits our client sends) and holds its code.
 class HeldRunner : public CodeRunner {
  public:
+  void submit(RunRequest request, Done done) override { submit(std::move(request.code), std::move(done)); }
   void submit(std::string code, Done done) override {
     std::lock_guard lock(mutex_);
     held_.emplace_back(std::move(code), std::move(done));
     arrived_.notify_all();
   }
-  void wait_for(size_t count) {
+  // Whether `count` snippets arrived within 60 s: a server that drops them fails the test, not hangs it.
+  bool wait_for(size_t count) {
     std::unique_lock lock(mutex_);
-    arrived_.wait(lock, [&] { return held_.size() >= count; });
+    return arrived_.wait_for(lock, std::chrono::seconds(60), [&] { return held_.size() >= count; });
   }
   void release() {
     std::vector<std::pair<std::string, Done>> held;
@@ -302,13 +306,16 @@ TEST_CASE("the run_code request carries the code and the tool limits in SandboxF
   config::ToolConfig tool;
   tool.timeout_ms = 2500;
   tool.memory_mb = 256;
-  auto request = parse_run_code_request(run_code_request_body("print(1)", tool));
-  REQUIRE(request.ok());
-  CHECK(request->code == "print(1)");
-  CHECK(request->language == "python");
-  CHECK(request->run_timeout_s == doctest::Approx(2.5));
-  CHECK(request->memory_limit_mb == 256);
-  CHECK_FALSE(parse_run_code_request(R"({"language":"python"})").ok());
+  const ParsedRunCodeRequest parsed = parse_run_code_request(run_code_request_body("print(1)", tool));
+  REQUIRE_MESSAGE(parsed.ok(), parsed.message());
+  CHECK(parsed.request.code == "print(1)");
+  CHECK(parsed.request.language == "python");
+  REQUIRE(parsed.request.run_timeout_s);
+  CHECK(*parsed.request.run_timeout_s == doctest::Approx(2.5));
+  CHECK(parsed.request.memory_limit_mb == 256);
+  const ParsedRunCodeRequest missing = parse_run_code_request(R"({"language":"python"})");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.message() == "body.code: Field required");
 }
 
 TEST_CASE("sandbox_fusion urls are parsed, and others are refused with the key name") {
@@ -437,35 +444,53 @@ TEST_CASE("sandbox_fusion client: keep-alive connections are reused and max_conc
 
 // ---- torl sandbox serve ----
 
-TEST_CASE("sandbox serve answers ping, bad JSON with 400, unknown paths with 404, GET /run_code with 405, other languages with SandboxError") {
+TEST_CASE("sandbox serve answers unknown paths with 404, GET /run_code with 405, other SandboxFusion languages with SandboxError") {
   EchoRunner runner;
   auto server = SandboxFusionServer::start("127.0.0.1:0", runner);
   REQUIRE_MESSAGE(server.ok(), server.status().message());
   const uint16_t port = (*server)->port();
   CHECK(port != 0);
 
-  CHECK(http_exchange(port, http::verb::get, "/v1/ping", "") == std::pair<unsigned, std::string>{200, "pong"});
-  const auto [bad_status, bad_body] = http_exchange(port, http::verb::post, "/run_code", "{not json");
-  CHECK(bad_status == 400);
-  CHECK(Json::parse(bad_body).contains("error"));
   const auto [missing_status, missing_body] = http_exchange(port, http::verb::post, "/run_code", R"({"language":"python"})");
-  CHECK(missing_status == 400);
-  CHECK(missing_body.find("'code'") != std::string::npos);
-  CHECK(http_exchange(port, http::verb::get, "/nowhere", "").first == 404);
+  CHECK(missing_status == 422);
+  CHECK(missing_body.find(R"("loc":["body","code"])") != std::string::npos);
+  const auto [nowhere_status, nowhere_body] = http_exchange(port, http::verb::get, "/nowhere", "");
+  CHECK(nowhere_status == 404);
+  CHECK(Json::parse(nowhere_body)["detail"] == "Not Found");
   const auto [get_status, get_body] = http_exchange(port, http::verb::get, "/run_code", "");
   CHECK(get_status == 405);
-  CHECK(get_body.find("POST") != std::string::npos);
+  CHECK(Json::parse(get_body)["detail"] == "Method Not Allowed");
+  CHECK(http_exchange(port, http::verb::post, "/v1/ping", "").first == 405);
   CHECK(runner.calls == 0);  // nothing ran for the refused requests
   const auto [lang_status, lang_body] =
       http_exchange(port, http::verb::post, "/run_code", R"({"code":"x","language":"cpp"})");
   CHECK(lang_status == 200);
   const Json lang = Json::parse(lang_body);
   CHECK(lang["status"] == "SandboxError");
+  CHECK(lang["run_result"].is_null());
   CHECK(lang["message"].get<std::string>().find("cpp") != std::string::npos);
+  CHECK(runner.calls == 0);
   const auto [ok_status, ok_body] =
       http_exchange(port, http::verb::post, "/run_code", R"j({"code":"print(7)","language":"python"})j");
   CHECK(ok_status == 200);
   CHECK(Json::parse(ok_body)["run_result"]["stdout"] == "print(7)");
+}
+
+TEST_CASE("a runner without its own RunRequest support runs plain requests and refuses stdin, files and limits by name") {
+  EchoRunner runner;
+  std::optional<ExecutionResult> answer;
+  RunRequest plain;
+  plain.code = "print(1)";
+  plain.as_file = true;  // how to run it: a plain runner may ignore it
+  static_cast<CodeRunner&>(runner).submit(plain, [&](ExecutionResult result) { answer = std::move(result); });
+  REQUIRE(answer);
+  CHECK(answer->stdout_text == "print(1)");
+  RunRequest with_stdin = plain;
+  with_stdin.stdin_text = "1 2";
+  static_cast<CodeRunner&>(runner).submit(with_stdin, [&](ExecutionResult result) { answer = std::move(result); });
+  CHECK(answer->status == ExecutionStatus::kSandboxError);
+  CHECK(answer->stderr_text.find("stdin") != std::string::npos);
+  CHECK(runner.calls == 1);
 }
 
 TEST_CASE("sandbox serve keeps every request waiting on the runner in flight at once") {
@@ -485,7 +510,7 @@ TEST_CASE("sandbox serve keeps every request waiting on the runner in flight at 
       all_done.notify_one();
     });
   }
-  runner.wait_for(8);  // all eight reached the runner before any was answered
+  REQUIRE(runner.wait_for(8));  // all eight reached the runner before any was answered
   runner.release();
   std::unique_lock lock(mutex);
   all_done.wait(lock, [&] { return results.size() == 8; });
