@@ -23,8 +23,7 @@ Status GenerationEngine::admit(GenerationRequest request) {
   const uint64_t seed = request.seed;
   std::vector<int64_t> prompt = request.prompt;
   StopMatcher matcher(request.stops);
-  const auto prompt_length = static_cast<int64_t>(prompt.size());
-  sequences_.emplace(id, Sequence{std::move(request), slot, {}, 0, prompt_length, std::move(prompt), false, true,
+  sequences_.emplace(id, Sequence{std::move(request), slot, {}, 0, std::move(prompt), false, true,
                                   std::move(matcher), SequenceRng(seed)});
   return Status();
 }
@@ -37,7 +36,7 @@ Status GenerationEngine::resume(int64_t id, const std::vector<int64_t>& tokens, 
   // A stopped sequence's last sample is pending (not in the cache yet); earlier ones are in the cache.
   const size_t from_pending = options.drop > 0 && !sequence.pending.empty() ? 1 : 0;
   const auto cached = static_cast<int64_t>(sequence.cached.size()) - (options.drop - static_cast<int64_t>(from_pending));
-  if (options.drop < 0 || options.drop > sequence.generated || cached < sequence.prompt_length) {
+  if (options.drop < 0 || options.drop > sequence.generated || cached < static_cast<int64_t>(sequence.request.prompt.size())) {
     return invalid_argument("request " + std::to_string(id) + ": cannot take back " + std::to_string(options.drop) +
                             " sampled tokens");
   }

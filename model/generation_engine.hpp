@@ -96,7 +96,6 @@ class GenerationEngine {
     int64_t slot = 0;
     std::vector<int64_t> cached;       // the tokens in its cache, in order
     int64_t generated = 0;             // sampled tokens so far
-    int64_t prompt_length = 0;         // the prompt's tokens, which drop never reaches
     std::vector<int64_t> pending;      // to feed in the next step (prompt, injected, or last sample)
     bool stopped = false;
     bool stop_strings = true;          // false once resumed without them
