@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "model/device.hpp"
 #include "model/grpo.hpp"
 
 namespace torl::actors {
@@ -80,6 +81,7 @@ void take_ready_steps(Self self) {
     ++s.next_step;
     publish(self, static_cast<int32_t>(s.next_step));
     report.publish_ms = now_ms() - trained;
+    report.peak_device_bytes = model::peak_device_memory(s.setup.policy->device());
     if (s.setup.on_step) s.setup.on_step(report);
     s.last_step_end_ms = now_ms();
   }

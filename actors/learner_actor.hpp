@@ -35,6 +35,7 @@ struct StepReport {
   double wait_ms = 0;                  // from the previous step's end until this batch was complete
   double train_ms = 0;                 // the optimizer step
   double publish_ms = 0;               // snapshot of the weights sent to the generators
+  int64_t peak_device_bytes = -1;      // the most GPU memory held since the run began; -1 on the CPU
 };
 
 struct LearnerSetup {

@@ -54,11 +54,30 @@ if(TORL_WITH_CUDA)
   target_include_directories(torl_libtorch SYSTEM INTERFACE ${cuda_includes})
   target_compile_definitions(torl_libtorch INTERFACE TORL_WITH_CUDA USE_CUDA)
   if(TORL_WITH_NCCL)
+    # nccl.h: the toolkit's where NCCL was installed into it, else the wheel's nvidia-nccl package (a GPU
+    # machine whose toolkit lacks NCCL).
+    find_path(TORL_NCCL_INCLUDE nccl.h HINTS ${cuda_includes} "${TORL_TORCH_ROOT}/../nvidia/nccl/include")
+    if(NOT TORL_NCCL_INCLUDE)
+      message(FATAL_ERROR "TORL_WITH_NCCL: no nccl.h in the CUDA toolkit or beside '${TORL_TORCH_ROOT}' "
+        "(nvidia/nccl/include)")
+    endif()
+    target_include_directories(torl_libtorch SYSTEM INTERFACE ${TORL_NCCL_INCLUDE})
     target_compile_definitions(torl_libtorch INTERFACE TORL_WITH_NCCL USE_C10D_NCCL)
   endif()
   # Nothing of torl calls into libtorch_cuda by name: it registers the CUDA backend when loaded, so the
   # linker must keep it (Debian's default; some toolchains pass --as-needed).
   list(PREPEND torch_libs "-Wl,--no-as-needed" torch_cuda c10_cuda)
+  # The CUDA runtime that c10/cuda's inline code calls (streams, graphs): the one LibTorch loads (the
+  # wheel's nvidia-* package), else the toolkit's; one copy of it in the process.
+  file(GLOB cudart "${TORL_TORCH_ROOT}/../nvidia/*/lib/libcudart.so.*" "${TORL_TORCH_ROOT}/lib/libcudart*.so*")
+  if(cudart)
+    list(GET cudart 0 cudart)
+    target_link_libraries(torl_libtorch INTERFACE "${cudart}")
+  elseif(TARGET CUDA::cudart)
+    target_link_libraries(torl_libtorch INTERFACE CUDA::cudart)
+  else()
+    message(FATAL_ERROR "TORL_WITH_CUDA: no CUDA runtime (libcudart) beside '${TORL_TORCH_ROOT}' or in a toolkit")
+  endif()
 endif()
 
 foreach(lib IN LISTS torch_libs)

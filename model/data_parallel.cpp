@@ -6,11 +6,14 @@
 
 #include "model/data_parallel.hpp"
 
+#include "model/device.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
@@ -36,6 +39,13 @@ class ProcessGroupSync final : public GradientSync {
   // more accurate), and are rounded back once at the end.
   ProcessGroupSync(c10::intrusive_ptr<c10d::Backend> group, bool widen_halves)
       : group_(std::move(group)), widen_halves_(widen_halves) {}
+  // NCCL wants its communicators shut down before the process ends (else it warns at exit).
+  ~ProcessGroupSync() override {
+    try {
+      group_->shutdown();
+    } catch (const std::exception&) {  // a group that failed already: nothing left to close
+    }
+  }
 
   int rank() const override { return group_->getRank(); }
   int world_size() const override { return group_->getSize(); }
@@ -163,6 +173,74 @@ uint16_t free_loopback_port() {
   }
   ::close(fd);
   return port;
+}
+
+Expected<RankPlacement> rank_placement(const EnvLookup& lookup) {
+  RankPlacement r;
+  const auto number = [&](const char* name, int low, int high) -> Expected<int> {
+    const char* text = lookup(name);
+    char* end = nullptr;
+    const long value = text ? std::strtol(text, &end, 10) : 0;
+    if (!text || *text == '\0' || *end != '\0' || value < low || value > high) {
+      return invalid_argument(std::string(name) + " must be an integer in [" + std::to_string(low) + ", " +
+                              std::to_string(high) + "] (got '" + (text ? text : "") + "')");
+    }
+    return static_cast<int>(value);
+  };
+  // torchrun's names, else Slurm's.
+  const bool torchrun = lookup("WORLD_SIZE") != nullptr;
+  if (!torchrun && lookup("SLURM_NTASKS") == nullptr) return r;
+  const char* world_name = torchrun ? "WORLD_SIZE" : "SLURM_NTASKS";
+  const char* rank_name = torchrun ? "RANK" : "SLURM_PROCID";
+  const char* local_name = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
+  auto world = number(world_name, 1, 1024);
+  if (!world) return world.status();
+  auto rank = number(rank_name, 0, *world - 1);
+  if (!rank) return rank.status();
+  r.launched = true;
+  r.world = *world;
+  r.rank = *rank;
+  if (lookup(local_name) != nullptr) {
+    auto local = number(local_name, 0, *world - 1);
+    if (!local) return local.status();
+    r.local_rank = *local;
+  } else {
+    r.local_rank = r.rank;  // one machine
+  }
+  if (const char* addr = lookup("MASTER_ADDR")) r.master_addr = addr;
+  if (lookup("MASTER_PORT") != nullptr || r.world > 1) {
+    auto port = number("MASTER_PORT", 1, 65535);
+    if (!port) return port.status();
+    r.master_port = static_cast<uint16_t>(*port);
+  }
+  return r;
+}
+
+Expected<torch::Device> rank_device(const std::string& name, const RankPlacement& rank, int gpus) {
+  if (name != "cuda") return resolve_device(name);
+  if (rank.local_rank >= gpus) {
+    return Status(StatusCode::kUnavailable,
+                  "rank " + std::to_string(rank.rank) + " (local rank " + std::to_string(rank.local_rank) + ") needs cuda:" +
+                      std::to_string(rank.local_rank) + ", but this machine has " + std::to_string(gpus) +
+                      " GPU(s): start at most one rank per GPU");
+  }
+  return resolve_device("cuda:" + std::to_string(rank.local_rank));
+}
+
+Expected<std::shared_ptr<GradientSync>> make_rank_group(const RankPlacement& rank, torch::Device device,
+                                                        std::chrono::milliseconds timeout) {
+  uint16_t port = rank.master_port;
+  if (port == 0) port = free_loopback_port();
+  if (port == 0) return Status(StatusCode::kUnavailable, "no free port on 127.0.0.1 for the rendezvous");
+  if (device.is_cuda()) {
+#ifdef TORL_WITH_NCCL
+    return make_nccl_group(rank.rank, rank.world, rank.master_addr, port, timeout);
+#else
+    return Status(StatusCode::kUnimplemented,
+                  "data parallelism on CUDA needs NCCL: this torl was built without it (cmake -DTORL_WITH_NCCL=ON)");
+#endif
+  }
+  return make_gloo_group(rank.rank, rank.world, rank.master_addr, port, timeout);
 }
 
 }  // namespace torl::model

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,29 @@
 #include "common/status.hpp"
 
 namespace torl::model {
+
+// This process's place in a data-parallel run. Launched by torchrun (or torl train --nproc): RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; by Slurm's srun: SLURM_PROCID, SLURM_NTASKS and
+// SLURM_LOCALID stand in for the first three (MASTER_ADDR and MASTER_PORT are still needed: the
+// job script sets them, e.g. to the first node of the allocation). Neither: one process, not launched.
+struct RankPlacement {
+  bool launched = false;  // a launcher set the variables: the ranks meet in a process group, also one alone
+  int rank = 0, world = 1;
+  int local_rank = 0;     // this process's index on its machine: its GPU
+  std::string master_addr = "127.0.0.1";
+  uint16_t master_port = 0;
+};
+
+// Reads the variables through `lookup` (std::getenv in production; a map in tests). Errors name the
+// variable and its value: "WORLD_SIZE must be an integer in [1, 1024] (got 'x')".
+using EnvLookup = std::function<const char*(const char*)>;
+Expected<RankPlacement> rank_placement(const EnvLookup& lookup);
+
+// The device a rank's models go on: model.device "cuda" (no index) means the rank's own GPU,
+// cuda:<local_rank>; "cuda:N" and "cpu" are taken as written (every rank on cuda:N is the user's
+// choice, e.g. to test). Fails when the GPU is not there: "rank 3 (local rank 3) needs cuda:3, but
+// this machine has 2 GPUs". `gpus`: the visible GPU count.
+Expected<torch::Device> rank_device(const std::string& name, const RankPlacement& rank, int gpus);
 
 class GradientSync {
  public:
@@ -51,6 +75,11 @@ uint16_t free_loopback_port();
 Expected<std::shared_ptr<GradientSync>> make_gloo_group(
     int rank, int world_size, const std::string& master_addr, uint16_t master_port,
     std::chrono::milliseconds timeout = std::chrono::minutes(5));
+
+// The process group of a launched run's ranks: NCCL when the models are on CUDA (a build with
+// TORL_WITH_NCCL), else Gloo; master_port 0 (a launch of one rank without a port) takes a free one.
+Expected<std::shared_ptr<GradientSync>> make_rank_group(const RankPlacement& rank, torch::Device device,
+                                                        std::chrono::milliseconds timeout = std::chrono::minutes(5));
 
 #ifdef TORL_WITH_NCCL
 // The same for CUDA tensors over NCCL (one GPU per rank, selected by the caller before this call).

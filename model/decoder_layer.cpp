@@ -131,4 +131,20 @@ DecoderLayerOutput recomputed_decoder_layer(const DecoderLayerShape& shape, cons
   return {out[0], out[1], out[2]};
 }
 
+torch::Tensor decoder_layer_tokens(const DecoderLayerShape& shape, const Qwen2LayerWeights& w, const torch::Tensor& x,
+                                   const torch::Tensor& cos, const torch::Tensor& sin, const AttendFn& attend) {
+  const int64_t N = x.size(0);
+  const int64_t H = shape.heads, K = shape.kv_heads, D = shape.head_dim;
+  const auto h = rms_norm(x, w.input_norm, shape.rms_norm_eps);
+  auto q = torch::linear(h, w.q_w, w.q_b).view({N, H, D});
+  auto k = torch::linear(h, w.k_w, w.k_b).view({N, K, D});
+  const auto v = torch::linear(h, w.v_w, w.v_b).view({N, K, D});
+  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [N, 1, D]
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  const auto x1 = x + torch::linear(attend(q, k, v), w.o_w, {});
+  const auto h2 = rms_norm(x1, w.post_norm, shape.rms_norm_eps);
+  return x1 + torch::linear(torch::silu(torch::linear(h2, w.gate_w, {})) * torch::linear(h2, w.up_w, {}), w.down_w, {});
+}
+
 }  // namespace torl::model

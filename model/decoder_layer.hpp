@@ -6,6 +6,8 @@
 // K key/value heads, D head size.
 #pragma once
 
+#include <functional>
+
 #include <torch/torch.h>
 
 #include "model/qwen2.hpp"
@@ -39,5 +41,14 @@ DecoderLayerOutput recomputed_decoder_layer(const DecoderLayerShape& shape, cons
                                             const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                             const torch::Tensor& mask, const torch::Tensor& keep,
                                             const torch::Tensor& past_k, const torch::Tensor& past_v);
+
+// The layer for inference over N new tokens of different sequences laid end to end (x [N, C]; cos,
+// sin [N, D]), as the generation engine's cached step runs it: every matrix product reads its weights
+// once for all the tokens. `attend` gets the rotated queries q [N, H, D] and keys/values k, v [N, K, D]
+// of the new tokens, stores the keys/values where it keeps them and returns the attention output
+// [N, H * D]. No autograd.
+using AttendFn = std::function<torch::Tensor(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>;
+torch::Tensor decoder_layer_tokens(const DecoderLayerShape& shape, const Qwen2LayerWeights& w, const torch::Tensor& x,
+                                   const torch::Tensor& cos, const torch::Tensor& sin, const AttendFn& attend);
 
 }  // namespace torl::model

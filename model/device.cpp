@@ -6,6 +6,10 @@
 #include <charconv>
 #include <cstdlib>
 
+#ifdef TORL_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace torl::model {
 
 Expected<torch::Device> resolve_device(const std::string& name) {
@@ -65,6 +69,24 @@ void make_deterministic() {
 void keep_freed_memory() {
   ::mallopt(M_MMAP_MAX, 0);                     // large blocks from the heap, not one mapping each
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);         // and the heap's top given back only past 1 GiB free
+}
+
+int64_t peak_device_memory(torch::Device device) {
+#ifdef TORL_WITH_CUDA
+  if (device.is_cuda() && torch::cuda::is_available()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+#endif
+  return -1;
+}
+
+void reset_peak_memory(torch::Device device) {
+#ifdef TORL_WITH_CUDA
+  if (device.is_cuda() && torch::cuda::is_available()) {
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+  }
+#endif
 }
 
 std::string runtime_summary() {

@@ -10,10 +10,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Expected<GenerationBenchRun> run_once(const Qwen2Model& model, const GenerationBenchShape& shape,
-                                      const torch::Tensor& prompts) {
+Expected<GenerationBenchRun> run_once(Qwen2CausalLm& lm, const GenerationBenchShape& shape, const torch::Tensor& prompts) {
   const Tokenizer tokenizer = Tokenizer::byte_level({});
-  Qwen2CausalLm lm(model, shape.batch, shape.prompt_len + shape.new_tokens + 1);
   GenerationEngine engine(lm, tokenizer);
   for (long b = 0; b < shape.batch; ++b) {
     GenerationRequest request;
@@ -28,7 +26,9 @@ Expected<GenerationBenchRun> run_once(const Qwen2Model& model, const GenerationB
   const auto start = Clock::now();
   engine.step();
   const auto prefilled = Clock::now();
+  const int64_t forwards = lm.forwards();
   while (!engine.step().empty()) ++run.decode_steps;
+  run.decode_forwards = lm.forwards() - forwards;
   run.prefill_s = std::chrono::duration<double>(prefilled - start).count();
   run.decode_s = std::chrono::duration<double>(Clock::now() - prefilled).count();
   return run;
@@ -40,10 +40,15 @@ Expected<std::vector<GenerationBenchRun>> bench_generation(const Qwen2Model& mod
   torch::manual_seed(1);
   const torch::Tensor prompts =
       torch::randint(0, model.config().vocab_size, {shape.batch, shape.prompt_len}, torch::kInt64).contiguous();
+  // One cache for all runs (each run's engine clears the slots it takes), so that the CUDA graphs
+  // captured in the warm-up run serve the timed ones.
+  Qwen2CausalLm lm(model, shape.batch, shape.prompt_len + shape.new_tokens + 1);
+  lm.set_cuda_graphs(shape.cuda_graphs);
   std::vector<GenerationBenchRun> runs;
   for (int i = 0; i <= shape.repeats; ++i) {
-    auto run = run_once(model, shape, prompts);
+    auto run = run_once(lm, shape, prompts);
     if (!run) return run.status();
+    run->graphs_captured = lm.graphs_captured();
     if (i > 0) runs.push_back(*run);  // run 0 warms up
   }
   return runs;

@@ -7,6 +7,7 @@
 #include "common/json.hpp"
 #include "model/attention.hpp"
 #include "model/decoder_layer.hpp"
+#include "model/memory_plan.hpp"
 
 namespace torl::model {
 namespace {
@@ -319,6 +320,12 @@ torch::Tensor Qwen2Model::forward(const torch::Tensor& input_ids, const torch::T
   return logits(hidden_states(input_ids, position_ids, attention_mask, past));
 }
 
+std::pair<torch::Tensor, torch::Tensor> Qwen2Model::rotary(const torch::Tensor& positions) const {
+  const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;  // [..., D/2]
+  const auto emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype()), emb.sin().to(dtype())};
+}
+
 torch::Tensor Qwen2Model::logits(const torch::Tensor& hidden) const { return torch::linear(hidden, lm_head_, {}); }
 
 torch::Tensor Qwen2Model::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
@@ -350,10 +357,9 @@ torch::Tensor Qwen2Model::hidden_states(const torch::Tensor& input_ids, const to
       additive_mask((mask | sees_a_key.logical_not()).unsqueeze(1), dtype());  // [B, 1, T, S]
   const auto keep = sees_a_key.unsqueeze(1).to(dtype());  // [B, 1, T, 1]
 
-  // Rotary tables [B, 1, T, D] in float32, then cast to the model dtype (as HF).
-  const auto freqs = position_ids.to(dev).to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
-  const auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
-  const auto cos = emb.cos().to(dtype()), sin = emb.sin().to(dtype());
+  // Rotary tables [B, 1, T, D].
+  auto [cos, sin] = rotary(position_ids.to(dev));
+  cos = cos.unsqueeze(1), sin = sin.unsqueeze(1);
 
   // Gradient checkpointing only where there is a backward to save memory for.
   const bool recompute = gradient_checkpointing_ && torch::GradMode::is_enabled() && embed_tokens_.requires_grad();
@@ -406,6 +412,18 @@ Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType 
   const Qwen2Config config = bench_model_config();
   torch::manual_seed(0);
   return Qwen2Model::from_tensors(config, random_weights(config, torch::kFloat32), "random model", device, dtype);
+}
+
+Expected<Qwen2Model> random_model(const Qwen2Config& config, torch::Device device, torch::ScalarType dtype) {
+  torch::manual_seed(0);
+  try {
+    const TensorMap tensors = random_weights(config, torch::TensorOptions().dtype(dtype).device(device));
+    return Qwen2Model::from_tensors(config, tensors, "random model", device, dtype);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return Status(StatusCode::kUnavailable, "making a random model of " + std::to_string(parameter_count(config)) +
+                                                " parameters failed: " + what.substr(0, what.find('\n')));
+  }
 }
 
 }  // namespace torl::model

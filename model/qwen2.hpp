@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -106,6 +107,14 @@ class Qwen2Model {
   // The lm_head weight [V, C] that logits() applies (the embedding when tied).
   const torch::Tensor& lm_head_weight() const { return lm_head_; }
 
+  // The pieces of forward() for a caller that runs its own attention (Qwen2CausalLm's cached step).
+  const std::vector<Qwen2LayerWeights>& layers() const { return layers_; }
+  const torch::Tensor& embed_tokens() const { return embed_tokens_; }
+  const torch::Tensor& final_norm() const { return final_norm_; }
+  // The rotary tables cos, sin [..., D] at `positions` (int64 [...] on the model's device), computed in
+  // float32 and cast to the model dtype (as forward() and HF do).
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions) const;
+
   const Qwen2Config& config() const { return config_; }
   torch::Device device() const { return embed_tokens_.device(); }
   torch::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
@@ -152,5 +161,10 @@ Qwen2Config bench_model_config(int64_t vocabulary = 4096, int64_t max_positions 
 // The benchmarks' model (bench_model_config()) with random weights (seed 0). Speed does not depend on
 // the weights.
 Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype);
+
+// A model of `config`'s shape with random weights (random_weights(), seed 0), made on `device` in
+// `dtype` directly: a benchmark at a real model's shape (its config.json, no weights) without a
+// float32 copy of it in host memory.
+Expected<Qwen2Model> random_model(const Qwen2Config& config, torch::Device device, torch::ScalarType dtype);
 
 }  // namespace torl::model

@@ -1,21 +1,53 @@
 #include "model/qwen2_causal_lm.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "common/check.hpp"
+#include "model/attention.hpp"
+#include "model/decoder_layer.hpp"
 #include "model/memory_plan.hpp"
+
+#ifdef TORL_WITH_CUDA
+#include <map>
+
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 namespace torl::model {
 
 using torch::indexing::Slice;
 
+#ifdef TORL_WITH_CUDA
+// The CUDA graphs of the padded decode step, one per (slots, keys) bucket, captured at first use into
+// one memory pool (they never run at once; each output is read before the next replay). Each has its
+// static input (the step's host plan, copied in from pinned memory) and output (the hidden states).
+struct Qwen2CausalLm::DecodeGraphs {
+  struct Graph {
+    at::cuda::CUDAGraph graph;
+    torch::Tensor pinned, meta, hidden;
+  };
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Graph>> graphs;
+  c10::MempoolId_t pool = at::cuda::graph_pool_handle();
+};
+#else
+struct Qwen2CausalLm::DecodeGraphs {};
+#endif
+
+Qwen2CausalLm::~Qwen2CausalLm() = default;
+
 Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t max_length)
-    : model_(model), max_length_(max_length), lengths_(static_cast<size_t>(max_slots), 0) {
+    : model_(model), max_length_(max_length), lengths_(static_cast<size_t>(max_slots), 0),
+      pad_decode_(model.device().is_cuda()), cuda_graphs_(model.device().is_cuda()) {
   const auto& config = model.config();
   const auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    cache_.push_back({torch::zeros({max_slots, config.num_key_value_heads, max_length, config.head_dim()}, options),
-                      torch::zeros({max_slots, config.num_key_value_heads, max_length, config.head_dim()}, options)});
+    // One position past max_length: the scratch entry that idle slots of a padded decode batch write.
+    cache_.push_back({torch::zeros({max_slots, config.num_key_value_heads, max_length + 1, config.head_dim()}, options),
+                      torch::zeros({max_slots, config.num_key_value_heads, max_length + 1, config.head_dim()}, options)});
   }
 }
 
@@ -33,7 +65,7 @@ Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model&
   }
   // layers x (k, v) x slots x kv heads x length x head dim, in doubles to see past int64
   const double bytes = 2.0 * static_cast<double>(config.num_hidden_layers) * static_cast<double>(max_slots) *
-                       static_cast<double>(config.num_key_value_heads) * static_cast<double>(max_length) *
+                       static_cast<double>(config.num_key_value_heads) * static_cast<double>(max_length + 1) *
                        static_cast<double>(config.head_dim()) * static_cast<double>(c10::elementSize(model.dtype()));
   const int64_t available = model.device().is_cpu() ? available_host_memory() : -1;
   if (available >= 0 && bytes > static_cast<double>(available)) {
@@ -53,31 +85,6 @@ Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model&
   }
 }
 
-namespace {
-
-// Splits decoding rows (sorted by cache length) where that saves at least a quarter of the padded
-// cache positions, at most twice deep (up to 4 groups): rows far apart in length would otherwise all
-// be gathered and attended at the longest one's length.
-void split_by_length(const std::vector<int64_t>& rows, const std::vector<int64_t>& length_of, int depth,
-                     std::vector<std::vector<int64_t>>& groups) {
-  const size_t n = rows.size();
-  const auto length = [&](size_t i) { return length_of[static_cast<size_t>(rows[i])]; };
-  size_t best = 0;
-  int64_t best_cost = static_cast<int64_t>(n) * length(n - 1);
-  for (size_t k = 2; depth < 2 && k + 2 <= n; ++k) {
-    const int64_t cost = static_cast<int64_t>(k) * length(k - 1) + static_cast<int64_t>(n - k) * length(n - 1);
-    if (cost < best_cost) best = k, best_cost = cost;
-  }
-  if (best == 0 || 4 * best_cost > 3 * static_cast<int64_t>(n) * length(n - 1)) {
-    groups.push_back(rows);
-    return;
-  }
-  split_by_length({rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(best)}, length_of, depth + 1, groups);
-  split_by_length({rows.begin() + static_cast<std::ptrdiff_t>(best), rows.end()}, length_of, depth + 1, groups);
-}
-
-}  // namespace
-
 void Qwen2CausalLm::truncate(int64_t slot, int64_t length) {
   int64_t& held = lengths_[static_cast<size_t>(slot)];
   TORL_CHECK(length >= 0 && length <= held, "truncating slot " + std::to_string(slot) + " of " + std::to_string(held) +
@@ -85,105 +92,242 @@ void Qwen2CausalLm::truncate(int64_t slot, int64_t length) {
   held = length;  // entries past a slot's length are never read, and the next extend overwrites them
 }
 
-torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
-  TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
-  std::vector<int64_t> decoding, prefilling;  // row numbers
-  for (size_t i = 0; i < slots.size(); ++i) (tokens[i].size() == 1 ? decoding : prefilling).push_back(static_cast<int64_t>(i));
-  std::vector<int64_t> length_of;  // by row
-  for (const int64_t slot : slots) length_of.push_back(lengths_[static_cast<size_t>(slot)]);
-  std::sort(decoding.begin(), decoding.end(), [&](int64_t a, int64_t b) {
-    return length_of[static_cast<size_t>(a)] < length_of[static_cast<size_t>(b)];
-  });
-  std::vector<std::vector<int64_t>> groups;
-  if (!prefilling.empty()) groups.push_back(prefilling);
-  if (!decoding.empty()) split_by_length(decoding, length_of, 0, groups);
-  if (groups.size() == 1) return extend_together(slots, tokens);  // every row in one forward
+namespace {
 
-  torch::NoGradGuard no_grad;
-  torch::Tensor logits;
-  for (const std::vector<int64_t>& rows : groups) {
-    std::vector<int64_t> some_slots;
-    std::vector<std::vector<int64_t>> some_tokens;
-    for (const int64_t row : rows) {
-      some_slots.push_back(slots[static_cast<size_t>(row)]);
-      some_tokens.push_back(tokens[static_cast<size_t>(row)]);
-    }
-    const torch::Tensor part = extend_together(some_slots, some_tokens);
-    if (!logits.defined()) logits = torch::empty({static_cast<int64_t>(slots.size()), part.size(1)}, part.options());
-    logits.index_copy_(0, torch::tensor(rows, torch::kInt64).to(part.device()), part);
-  }
-  return logits;
+// Decode batches padded to these sizes (and caches attended to a multiple of kKeyBucket) when
+// padding is on: few shapes, so that one CUDA graph per shape serves every step.
+constexpr int64_t kKeyBucket = 256;
+
+int64_t slot_bucket(int64_t span, int64_t max_slots) {
+  int64_t bucket = 1;
+  while (bucket < span) bucket *= 2;
+  return std::min(bucket, max_slots);
 }
 
-torch::Tensor Qwen2CausalLm::extend_together(const std::vector<int64_t>& slots,
-                                             const std::vector<std::vector<int64_t>>& tokens) {
-  torch::NoGradGuard no_grad;
-  const int64_t batch = static_cast<int64_t>(slots.size());
-  int64_t past = 0, fresh = 0;  // the longest cache and the most new tokens among these slots
-  for (size_t i = 0; i < slots.size(); ++i) {
-    past = std::max(past, lengths_[static_cast<size_t>(slots[i])]);
-    fresh = std::max(fresh, static_cast<int64_t>(tokens[i].size()));
-  }
+}  // namespace
 
-  // ---- the batch: [past: cache | pad] [new: pad | tokens], built on the host in one pass ----
-  std::vector<int64_t> ids(static_cast<size_t>(batch * fresh), 0), positions(ids.size(), 0);
-  std::vector<int64_t> mask(static_cast<size_t>(batch * (past + fresh)), 0);
-  bool one_token_each = true;  // the decode step: every row adds exactly one token
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t length = lengths_[static_cast<size_t>(slots[static_cast<size_t>(b)])];
-    const auto& new_tokens = tokens[static_cast<size_t>(b)];
-    const int64_t n = static_cast<int64_t>(new_tokens.size());
-    TORL_CHECK(length + n <= max_length_, "extend: slot cache overflow");
-    one_token_each = one_token_each && n == 1;
-    for (int64_t t = 0; t < n; ++t) {
-      ids[static_cast<size_t>(b * fresh + fresh - n + t)] = new_tokens[static_cast<size_t>(t)];
-      positions[static_cast<size_t>(b * fresh + fresh - n + t)] = length + t;
-    }
-    const size_t row = static_cast<size_t>(b * (past + fresh));
-    std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(row), length, 1);
-    std::fill_n(mask.begin() + static_cast<std::ptrdiff_t>(row + past + fresh - n), n, 1);
-  }
-  const auto as_tensor = [](std::vector<int64_t>& values, int64_t rows) {
-    return torch::from_blob(values.data(), {rows, static_cast<int64_t>(values.size()) / rows}, torch::kInt64);
+// One step's forward, planned on the host: the tokens laid end to end (the decoding rows' first, one
+// each, then each chunk's), and the host half of what the device needs, copied there in one piece:
+// ids [n] | positions [n] | slot of each token [n] | each row's last token [rows] | the decoding rows'
+// slots [decoders] | keys each slot of [0, span) attends [span].
+struct Qwen2CausalLm::StepPlan {
+  int64_t n = 0, rows = 0, decoders = 0;
+  int64_t span = 0;     // the decoding rows attend as one batch over slots [0, span)
+  int64_t longest = 0;  // ... over their first `longest` cache positions
+  bool dense = false;   // the decoding rows are slots 0..span-1 in order: no scatter, no gather
+  struct Chunk {
+    int64_t slot, length, count;  // the slot, what its cache held, the tokens it adds
   };
-  const auto device = model_.device();
-  const torch::Tensor slot_index = torch::tensor(slots, torch::kInt64).to(device);
-  std::vector<LayerKv> kv;
-  for (const auto& layer : cache_) {
-    // narrow first: only the first `past` positions of each slot are copied
-    kv.push_back({layer.k.narrow(2, 0, past).index_select(0, slot_index),
-                  layer.v.narrow(2, 0, past).index_select(0, slot_index)});
+  std::vector<Chunk> chunks;
+  std::vector<int64_t> host;
+};
+
+torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
+  TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
+  torch::NoGradGuard no_grad;
+  const int64_t rows = static_cast<int64_t>(slots.size());
+  const auto length = [&](int64_t row) { return lengths_[static_cast<size_t>(slots[static_cast<size_t>(row)])]; };
+  const auto count = [&](int64_t row) { return static_cast<int64_t>(tokens[static_cast<size_t>(row)].size()); };
+  bool decode_only = true;
+  for (int64_t row = 0; row < rows; ++row) {
+    TORL_CHECK(count(row) >= 1 && length(row) + count(row) <= max_length_, "extend: slot cache overflow");
+    decode_only = decode_only && count(row) == 1;
   }
 
-  // Only each row's last new position needs logits (the next token): the lm_head runs on those alone.
-  const torch::Tensor hidden = model_.hidden_states(as_tensor(ids, batch).to(device),
-                                                    as_tensor(positions, batch).to(device),
-                                                    as_tensor(mask, batch).to(device), &kv);  // [B, fresh, C]
-
-  // ---- each slot's new entries go into its cache, right after its old ones ----
-  if (one_token_each) {
-    // The decode step: one scatter per layer (row b's new entry goes to [slot_b, :, length_b]).
-    std::vector<int64_t> at;
-    for (const int64_t slot : slots) at.push_back(lengths_[static_cast<size_t>(slot)]);
-    const torch::Tensor at_index = torch::tensor(at, torch::kInt64).to(device);
-    for (size_t l = 0; l < cache_.size(); ++l) {
-      cache_[l].k.index_put_({slot_index, Slice(), at_index}, kv[l].k.select(2, past));
-      cache_[l].v.index_put_({slot_index, Slice(), at_index}, kv[l].v.select(2, past));
+  torch::Tensor logits;
+  if (decode_only && pad_decode_) {
+    // Padded: every slot of [0, bucket) decodes; the idle ones feed token 0 at the scratch position
+    // and attend one key. Their logits are dropped.
+    int64_t span = 0, longest = 0;
+    for (int64_t row = 0; row < rows; ++row) {
+      span = std::max(span, slots[static_cast<size_t>(row)] + 1);
+      longest = std::max(longest, length(row) + 1);
     }
-    for (const int64_t slot : slots) ++lengths_[static_cast<size_t>(slot)];
+    StepPlan plan;
+    plan.n = plan.rows = plan.decoders = plan.span = slot_bucket(span, max_slots());
+    plan.longest = std::min(max_length_ + 1, (longest + kKeyBucket - 1) / kKeyBucket * kKeyBucket);
+    plan.dense = true;
+    const int64_t S = plan.span;
+    plan.host.assign(static_cast<size_t>(6 * S), 0);
+    int64_t* h = plan.host.data();
+    for (int64_t s = 0; s < S; ++s) {
+      h[S + s] = max_length_;  // the scratch position
+      h[2 * S + s] = h[3 * S + s] = h[4 * S + s] = s;
+      h[5 * S + s] = 1;
+    }
+    std::vector<int64_t> picked;  // each row's slot: its row of the padded batch
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t slot = slots[static_cast<size_t>(row)];
+      h[slot] = tokens[static_cast<size_t>(row)][0];
+      h[S + slot] = length(row);
+      h[5 * S + slot] = length(row) + 1;
+      picked.push_back(slot);
+    }
+    const torch::Tensor hidden = run_padded(plan);  // [S, C], after the final norm
+    const torch::Tensor at = torch::tensor(picked, torch::kInt64).to(model_.device());
+    logits = model_.logits(hidden.index_select(0, at));
   } else {
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t slot = slots[static_cast<size_t>(b)];
-      int64_t& length = lengths_[static_cast<size_t>(slot)];
-      const int64_t n = static_cast<int64_t>(tokens[static_cast<size_t>(b)].size());
-      for (size_t l = 0; l < cache_.size(); ++l) {
-        cache_[l].k.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].k.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
-        cache_[l].v.index_put_({slot, Slice(), Slice(length, length + n)}, kv[l].v.index({b, Slice(), Slice(past + fresh - n, past + fresh)}));
-      }
-      length += n;
+    StepPlan plan = plan_step(slots, tokens);
+    const torch::Tensor meta =
+        torch::from_blob(plan.host.data(), {static_cast<int64_t>(plan.host.size())}, torch::kInt64).to(model_.device());
+    logits = model_.logits(hidden_states(plan, meta).index_select(0, meta.narrow(0, 3 * plan.n, plan.rows)));
+  }
+  for (int64_t row = 0; row < rows; ++row) lengths_[static_cast<size_t>(slots[static_cast<size_t>(row)])] += count(row);
+  ++forwards_;
+  return logits;  // [rows, V]
+}
+
+Qwen2CausalLm::StepPlan Qwen2CausalLm::plan_step(const std::vector<int64_t>& slots,
+                                                  const std::vector<std::vector<int64_t>>& tokens) const {
+  StepPlan plan;
+  plan.rows = static_cast<int64_t>(slots.size());
+  const auto length = [&](int64_t row) { return lengths_[static_cast<size_t>(slots[static_cast<size_t>(row)])]; };
+  const auto count = [&](int64_t row) { return static_cast<int64_t>(tokens[static_cast<size_t>(row)].size()); };
+  std::vector<int64_t> decoding, chunked;  // row numbers
+  for (int64_t row = 0; row < plan.rows; ++row) {
+    plan.n += count(row);
+    if (count(row) == 1) {
+      decoding.push_back(row);
+      plan.span = std::max(plan.span, slots[static_cast<size_t>(row)] + 1);
+      plan.longest = std::max(plan.longest, length(row) + 1);
+    } else {
+      chunked.push_back(row);
     }
   }
-  return model_.logits(hidden.select(1, fresh - 1));  // [B, V]: the last column is every row's last new token
+  plan.decoders = static_cast<int64_t>(decoding.size());
+  const int64_t n = plan.n, span = plan.span;
+  plan.host.assign(static_cast<size_t>(3 * n + plan.rows + plan.decoders + span), 0);
+  int64_t* ids = plan.host.data();
+  int64_t* positions = ids + n;
+  int64_t* slot_of = positions + n;
+  int64_t* last = slot_of + n;
+  int64_t* decode_slots = last + plan.rows;
+  int64_t* keys = decode_slots + plan.decoders;
+  std::fill_n(keys, span, 1);  // slots in the span that do not decode attend one (ignored) key
+  int64_t at = 0;
+  plan.dense = span == plan.decoders;
+  for (const int64_t row : decoding) {
+    const int64_t slot = slots[static_cast<size_t>(row)];
+    ids[at] = tokens[static_cast<size_t>(row)][0], positions[at] = length(row), slot_of[at] = slot, last[row] = at;
+    decode_slots[at] = slot;
+    keys[slot] = length(row) + 1;
+    plan.dense = plan.dense && slot == at;
+    ++at;
+  }
+  for (const int64_t row : chunked) {
+    plan.chunks.push_back({slots[static_cast<size_t>(row)], length(row), count(row)});
+    for (int64_t t = 0; t < count(row); ++t, ++at) {
+      ids[at] = tokens[static_cast<size_t>(row)][static_cast<size_t>(t)];
+      positions[at] = length(row) + t;
+      slot_of[at] = slots[static_cast<size_t>(row)];
+    }
+    last[row] = at - 1;
+  }
+  return plan;
+}
+
+torch::Tensor Qwen2CausalLm::run_padded(const StepPlan& plan) {
+  torch::Tensor host = torch::from_blob(const_cast<int64_t*>(plan.host.data()), {static_cast<int64_t>(plan.host.size())},
+                                        torch::kInt64);
+#ifdef TORL_WITH_CUDA
+  if (cuda_graphs_ && model_.device().is_cuda()) {
+    if (!graphs_) graphs_ = std::make_unique<DecodeGraphs>();
+    auto& graph = graphs_->graphs[{plan.span, plan.longest}];
+    if (!graph) {
+      // First use of this shape: a warm-up run (cuBLAS handles, workspaces) and the capture, on a side
+      // stream. Both write the same keys/values the replay writes again.
+      graph = std::make_unique<DecodeGraphs::Graph>();
+      graph->pinned = host.clone().pin_memory();
+      graph->meta = host.to(model_.device());
+      torch::cuda::synchronize();
+      const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, model_.device().index());
+      {
+        const c10::cuda::CUDAStreamGuard guard(side);
+        hidden_states(plan, graph->meta);
+        graph->graph.capture_begin(graphs_->pool, cudaStreamCaptureModeThreadLocal);
+        graph->hidden = hidden_states(plan, graph->meta);
+        graph->graph.capture_end();
+      }
+      side.synchronize();
+      ++graphs_captured_;
+    }
+    std::memcpy(graph->pinned.data_ptr<int64_t>(), plan.host.data(), plan.host.size() * sizeof(int64_t));
+    graph->meta.copy_(graph->pinned, /*non_blocking=*/true);
+    graph->graph.replay();
+    return graph->hidden;
+  }
+#endif
+  return hidden_states(plan, host.to(model_.device()));
+}
+
+torch::Tensor Qwen2CausalLm::hidden_states(const StepPlan& plan, const torch::Tensor& meta) {
+  const int64_t n = plan.n, rows = plan.rows, decoders = plan.decoders, span = plan.span, longest = plan.longest;
+  const torch::Tensor id_t = meta.narrow(0, 0, n), position_t = meta.narrow(0, n, n), slot_t = meta.narrow(0, 2 * n, n);
+  const torch::Tensor decode_slot_t = meta.narrow(0, 3 * n + rows, decoders);
+  const auto device = model_.device();
+
+  // ---- what every layer shares ----
+  const auto& config = model_.config();
+  const int64_t H = config.num_attention_heads, K = config.num_key_value_heads, D = config.head_dim();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  torch::Tensor cos, sin;  // [n, D]
+  std::tie(cos, sin) = model_.rotary(position_t);
+  torch::Tensor decode_bias;  // [span, 1, 1, longest] float32: 0 for a slot's keys, -inf past them
+  if (decoders > 0) {
+    const torch::Tensor key_t = meta.narrow(0, 3 * n + rows + decoders, span);
+    const auto seen = torch::arange(longest, key_t.options()).unsqueeze(0) < key_t.unsqueeze(1);
+    decode_bias = additive_mask(seen, torch::kFloat32).view({span, 1, 1, longest});
+  }
+  std::vector<torch::Tensor> chunk_masks;  // per chunk [count, length + count] bool: causal
+  for (const auto& chunk : plan.chunks) {
+    const auto options = torch::TensorOptions(torch::kInt64).device(device);
+    const auto query_pos = torch::arange(chunk.length, chunk.length + chunk.count, options);
+    chunk_masks.push_back(torch::arange(chunk.length + chunk.count, options).unsqueeze(0) <= query_pos.unsqueeze(1));
+  }
+
+  // Attention of one layer: the new keys/values go into the cache in place, then every query attends
+  // over its slot's cache as a view (no copy of the past). The decoding rows together, as one batch
+  // over the slots [0, span) with per-slot lengths and the query heads grouped by key/value head
+  // (no copy per head); each chunk (a prompt, a resumed sequence's tool output) on its own.
+  const auto attend = [&](size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    torch::Tensor& cache_k = cache_[layer].k;
+    torch::Tensor& cache_v = cache_[layer].v;
+    cache_k.index_put_({slot_t, Slice(), position_t}, k);
+    cache_v.index_put_({slot_t, Slice(), position_t}, v);
+    std::vector<torch::Tensor> out;
+    if (decoders > 0) {
+      torch::Tensor qd = q.narrow(0, 0, decoders);  // [decoders, H, D]
+      if (!plan.dense) qd = torch::zeros({span, H, D}, q.options()).index_copy_(0, decode_slot_t, qd);
+      const auto past_k = cache_k.narrow(0, 0, span).narrow(2, 0, longest);  // [span, K, longest, D]
+      const auto past_v = cache_v.narrow(0, 0, span).narrow(2, 0, longest);
+      const auto scores = torch::matmul(qd.view({span, K, H / K, D}), past_k.transpose(2, 3));  // [span, K, G, longest]
+      const auto probs = torch::softmax(scores.to(torch::kFloat32) * scale + decode_bias, -1).to(q.scalar_type());
+      torch::Tensor o = torch::matmul(probs, past_v).view({span, H * D});
+      if (!plan.dense) o = o.index_select(0, decode_slot_t);
+      out.push_back(o);
+    }
+    int64_t offset = decoders;
+    for (size_t c = 0; c < plan.chunks.size(); ++c) {
+      const auto& chunk = plan.chunks[c];
+      const int64_t seen = chunk.length + chunk.count;
+      const auto qc = q.narrow(0, offset, chunk.count).transpose(0, 1).unsqueeze(0);  // [1, H, count, D]
+      const auto kc = cache_k.select(0, chunk.slot).narrow(1, 0, seen).unsqueeze(0);  // [1, K, seen, D]
+      const auto vc = cache_v.select(0, chunk.slot).narrow(1, 0, seen).unsqueeze(0);
+      out.push_back(attention(qc, kc, vc, chunk_masks[c]).squeeze(0).transpose(0, 1).reshape({chunk.count, H * D}));
+      offset += chunk.count;
+    }
+    return out.size() == 1 ? out[0] : torch::cat(out);
+  };
+
+  const DecoderLayerShape shape{H, K, D, config.rms_norm_eps};
+  torch::Tensor x = torch::embedding(model_.embed_tokens(), id_t);  // [n, C]
+  for (size_t l = 0; l < model_.layers().size(); ++l) {
+    x = decoder_layer_tokens(shape, model_.layers()[l], x, cos, sin,
+                             [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+                               return attend(l, q, k, v);
+                             });
+  }
+  return rms_norm(x, model_.final_norm(), config.rms_norm_eps);  // [n, C]
 }
 
 }  // namespace torl::model

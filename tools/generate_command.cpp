@@ -20,18 +20,21 @@ constexpr std::string_view kUsage =
     "usage: torl generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P]\n"
     "                     [--top-k K] [--seed S] [--stop STR]... [--tokenizer PATH | --byte-level]\n"
     "                     [--device cpu|cuda[:N]] [--dtype float32|bfloat16|float16]\n"
-    "       torl generate bench (--model DIR | --random) [--batch B] [--prompt-len P] [--new-tokens N]\n"
-    "                     [--repeat R] [--device ...] [--dtype ...]\n"
+    "       torl generate bench (--model DIR | --random | --random-config FILE) [--batch B] [--prompt-len P]\n"
+    "                     [--new-tokens N] [--repeat R] [--device ...] [--dtype ...] [--no-cuda-graphs]\n"
     "\n"
     "generate prints the generated text (after the prompt) on stdout and the token count, stop reason\n"
     "and speed on stderr. The tokenizer is DIR/tokenizer.json unless --tokenizer or --byte-level.\n"
     "bench prints prefill and decode tokens/s of the engine: the medians of R timed runs (default 5)\n"
     "after an untimed warm-up run; --random uses a random 4-layer, d=256 Qwen2 (4 heads, 2 kv heads,\n"
-    "vocabulary 4096) instead of a checkpoint.\n";
+    "vocabulary 4096) instead of a checkpoint; --random-config the shape of a config.json (e.g.\n"
+    "../shared/fixtures/configs/qwen2.5-math-1.5b.json) with random weights made on the device. On\n"
+    "CUDA the decode steps replay CUDA graphs, captured in the warm-up run; --no-cuda-graphs runs them\n"
+    "op by op.\n";
 
 struct Options {
-  std::string model, prompt, tokenizer, device = "cpu", dtype = "float32";
-  bool byte_level = false, random = false;
+  std::string model, prompt, tokenizer, device = "cpu", dtype = "float32", random_config;
+  bool byte_level = false, random = false, cuda_graphs = true;
   long max_new_tokens = 128, top_k = 0, seed = 0, batch = 1, prompt_len = 128, new_tokens = 64, repeat = 5;
   double temperature = 1.0, top_p = 1.0;
   std::vector<std::string> stops;
@@ -48,6 +51,11 @@ Expected<model::Qwen2Model> load_model(const Options& options) {
   auto dtype = model::parse_dtype(options.dtype);
   if (!dtype) return dtype.status();
   if (options.random) return model::random_bench_model(*device, *dtype);
+  if (!options.random_config.empty()) {
+    auto config = model::Qwen2Config::load(options.random_config);
+    if (!config) return config.status();
+    return model::random_model(*config, *device, *dtype);
+  }
   return model::Qwen2Model::load(options.model, *device, *dtype);
 }
 
@@ -113,7 +121,8 @@ int bench(const Options& options, std::ostream& out, std::ostream& err) {
   auto loaded = load_model(options);
   if (!loaded) return err << "torl generate bench: " << loaded.status().message() << "\n", kExitFailed;
   const model::GenerationBenchShape shape{.batch = options.batch, .prompt_len = options.prompt_len,
-                                          .new_tokens = options.new_tokens, .repeats = static_cast<int>(options.repeat)};
+                                          .new_tokens = options.new_tokens, .repeats = static_cast<int>(options.repeat),
+                                          .cuda_graphs = options.cuda_graphs};
   const auto runs = model::bench_generation(*loaded, shape);
   if (!runs) return err << "torl generate bench: " << runs.status().message() << "\n", kExitUsage;
   std::vector<double> prefill, decode;
@@ -123,7 +132,9 @@ int bench(const Options& options, std::ostream& out, std::ostream& err) {
   }
   const long steps = runs->front().decode_steps;
   const double prefill_rate = median(prefill), decode_rate = median(decode);
-  out << "torl generate bench: " << (options.random ? "random 4-layer d=256 Qwen2" : options.model) << ", "
+  out << "torl generate bench: " << (options.random                   ? "random 4-layer d=256 Qwen2"
+                                     : !options.random_config.empty() ? "random weights, the shape of " + options.random_config
+                                                                      : options.model) << ", "
       << options.device << " " << options.dtype << ", " << model::runtime_summary() << "\n"
       << "batch " << options.batch << ", prompt " << options.prompt_len << ", new tokens " << options.new_tokens
       << "; medians of " << runs->size() << " runs after a warm-up run\n"
@@ -133,7 +144,11 @@ int bench(const Options& options, std::ostream& out, std::ostream& err) {
       << " tokens/s)\n"
       << "decode:  " << decode_rate << " tokens/s (" << steps << " steps, "
       << options.batch * 1000.0 / decode_rate << " ms/step; runs " << *std::min_element(decode.begin(), decode.end())
-      << "-" << *std::max_element(decode.begin(), decode.end()) << " tokens/s)\n";
+      << "-" << *std::max_element(decode.begin(), decode.end()) << " tokens/s)\n"
+      << "decode forwards per step: " << std::setprecision(2)
+      << static_cast<double>(runs->front().decode_forwards) / static_cast<double>(std::max(1L, steps))
+      << "; CUDA graphs: " << runs->back().graphs_captured << " captured"
+      << (options.cuda_graphs ? "" : " (--no-cuda-graphs)") << "\n";
   return kExitOk;
 }
 
@@ -153,6 +168,7 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
     if (reader.value("--model", options.model) || reader.value("--prompt", options.prompt) ||
         reader.value("--tokenizer", options.tokenizer) || reader.value("--device", options.device) ||
         reader.value("--dtype", options.dtype) || reader.values("--stop", options.stops) ||
+        reader.value("--random-config", options.random_config) ||
         reader.integer("--max-new-tokens", options.max_new_tokens) || reader.integer("--top-k", options.top_k) ||
         reader.integer("--seed", options.seed) || reader.integer("--batch", options.batch) ||
         reader.integer("--prompt-len", options.prompt_len) || reader.integer("--new-tokens", options.new_tokens) ||
@@ -164,6 +180,8 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
       options.byte_level = true;
     } else if (reader.flag("--random")) {
       options.random = true;
+    } else if (reader.flag("--no-cuda-graphs")) {
+      options.cuda_graphs = false;
     } else {
       reader.fail("unexpected argument '" + reader.peek() + "'");
     }
@@ -179,7 +197,9 @@ int generate_command(const Args& args, std::ostream& out, std::ostream& err) {
     return usage_error(err, "--temperature must be a finite number >= 0 and --top-p in (0, 1]");  // NaN fails both
   }
   if (options.top_k < 0) return usage_error(err, "--top-k must be >= 0 (0: no top-k cut)");
-  if (options.model.empty() && !(is_bench && options.random)) return usage_error(err, "missing --model");
+  if (options.model.empty() && !(is_bench && (options.random || !options.random_config.empty()))) {
+    return usage_error(err, "missing --model");
+  }
   if (is_bench) {
     if (options.batch < 1 || options.prompt_len < 1 || options.new_tokens < 2 || options.repeat < 1 ||
         options.repeat > 1000) {

@@ -70,9 +70,11 @@ constexpr std::string_view kUsage =
     "from the newest checkpoint (or from the base model when there is none yet).\n"
     "\n"
     "Data parallel: --nproc N (or train.nproc) starts N learner processes on this machine, each with its\n"
-    "own pipeline and prompts_per_step / N of the groups, gradients summed over Gloo. Across machines,\n"
-    "start one process per rank with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. Rank 0 writes\n"
-    "the metrics and the checkpoints.\n"
+    "own pipeline and prompts_per_step / N of the groups, gradients summed over NCCL on CUDA (Gloo on\n"
+    "the CPU); model.device: cuda puts rank r on cuda:r (its LOCAL_RANK). Across machines, the same\n"
+    "command per node under torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or Slurm's\n"
+    "srun (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with MASTER_ADDR and MASTER_PORT set). A launched\n"
+    "run of one rank meets in a group too. Rank 0 writes the metrics and the checkpoints.\n"
     "\n"
     "With train.eval_every > 0, rank 0 also rolls out data.eval_files (eval.* settings) at the start,\n"
     "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n"
@@ -92,40 +94,6 @@ constexpr std::string_view kUsage =
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl train: " << message << "\n" << kUsage;
   return kExitUsage;
-}
-
-// This process's place in a data-parallel run, from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
-struct Rank {
-  int rank = 0, world = 1;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 0;
-};
-
-Expected<Rank> rank_from_environment() {
-  Rank r;
-  const char* world = std::getenv("WORLD_SIZE");
-  if (!world) return r;
-  const auto number = [](const char* name, const char* text, int low, int high) -> Expected<int> {
-    char* end = nullptr;
-    const long value = text ? std::strtol(text, &end, 10) : 0;
-    if (!text || *text == '\0' || *end != '\0' || value < low || value > high) {
-      return invalid_argument(std::string(name) + " must be an integer in [" + std::to_string(low) + ", " +
-                              std::to_string(high) + "] (got '" + (text ? text : "") + "')");
-    }
-    return static_cast<int>(value);
-  };
-  auto w = number("WORLD_SIZE", world, 1, 1024);
-  if (!w) return w.status();
-  auto rank = number("RANK", std::getenv("RANK"), 0, *w - 1);
-  if (!rank) return rank.status();
-  r.world = *w;
-  r.rank = *rank;
-  if (r.world == 1) return r;
-  if (const char* addr = std::getenv("MASTER_ADDR")) r.master_addr = addr;
-  auto port = number("MASTER_PORT", std::getenv("MASTER_PORT"), 1, 65535);
-  if (!port) return port.status();
-  r.master_port = *port;
-  return r;
 }
 
 constexpr auto kProgressEvery = std::chrono::seconds(30);  // a line on a step that takes longer
@@ -148,9 +116,9 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
   const config::Config& config = *loaded;
   if (config.run.deterministic) model::make_deterministic();
-  auto place = rank_from_environment();
+  auto place = model::rank_placement([](const char* name) { return std::getenv(name); });
   if (!place) return err << "torl train: " << place.status().message() << "\n", kExitUsage;
-  const Rank rank = *place;
+  const model::RankPlacement rank = *place;
   const bool lead = rank.rank == 0;  // writes metrics and checkpoints
   if (config.rollout.prompts_per_step % rank.world != 0) {
     return err << "torl train: rollout.prompts_per_step (" << config.rollout.prompts_per_step
@@ -176,7 +144,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
                << "); pass --resume to continue that run, or choose another run.name\n",
            kExitUsage;
   }
-  auto device = model::resolve_device(config.model.device);
+  auto device = model::rank_device(config.model.device, rank, static_cast<int>(torch::cuda::device_count()));
   if (!device) return err << "torl train: model.device: " << device.status().message() << "\n", kExitUsage;
   const auto dtype = model::scalar_type(config.model.dtype);
   auto base_config = model::Qwen2Config::load(std::filesystem::path(config.model.path) / "config.json");
@@ -219,8 +187,8 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   }
   model::PolicyTrainerOptions options{config.train, config.algorithm,
                                       config.rollout.temperature > 0 ? config.rollout.temperature : 1.0};
-  if (rank.world > 1) {
-    auto group = model::make_gloo_group(rank.rank, rank.world, rank.master_addr, static_cast<uint16_t>(rank.master_port));
+  if (rank.launched) {  // also a launch of one rank: the code path of N (NCCL on CUDA, else Gloo)
+    auto group = model::make_rank_group(rank, *device);
     if (!group) return err << "torl train: " << group.status().message() << "\n", kExitFailed;
     options.sync = *group;
   }
@@ -295,7 +263,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
   int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
   // Ranks stop together (a step has collectives); one process may stop between steps on its own.
-  const auto stopping = [&] { return stop_agreed || (rank.world == 1 && stop_signal != 0); };  // under mutex
+  const auto stopping = [&] { return stop_agreed || (!rank.launched && stop_signal != 0); };  // under mutex
   const auto write_checkpoint_at = [&](int64_t step) {
     model::CheckpointContents contents;
     contents.step = step;
@@ -316,7 +284,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   learner.groups_here = config.rollout.prompts_per_step / rank.world;
   learner.algorithm = config.algorithm;
   learner.max_infra_failures = config.train.max_infra_failures;
-  learner.data_parallel = rank.world > 1;
+  learner.data_parallel = rank.launched;
   learner.first_step = first_step;
   learner.on_step = [&](actors::StepReport& report) {
     Status written;
@@ -449,7 +417,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       if ((done >= steps && evals.empty()) || !failure.ok()) break;  // evals holds the unfinished ones
       // Unfinished evals are dropped; so are the rollouts of steps in flight in one process (a step can
       // take hours: a stop must not wait for it). Ranks of --nproc stop together after their steps.
-      if (stopping() && (done >= submitted || rank.world == 1)) break;
+      if (stopping() && (done >= submitted || !rank.launched)) break;
       const int64_t seen = done;
       const size_t evals_left = evals.size();
       const int signal_seen = stop_signal;
@@ -526,6 +494,7 @@ int launch_ranks(const Args& args, int nproc, std::ostream& err) {
     if (pid == 0) {
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       ::execv("/proc/self/exe", argv.data());
@@ -693,12 +662,13 @@ int train_command(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!model_config.empty() || !device_memory.empty()) return usage_error(err, "--model-config and --device-memory go with --plan");
   if (nproc < 0 || nproc > 1024) return usage_error(err, "--nproc must be in [1, 1024]");
-  if (nproc == 0 && !std::getenv("WORLD_SIZE")) {
+  const bool launched = std::getenv("WORLD_SIZE") || std::getenv("SLURM_NTASKS");
+  if (nproc == 0 && !launched) {
     auto loaded = load_run_config(file, sets);
     if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
     nproc = loaded->train.nproc;
   }
-  if (nproc > 1 && !std::getenv("WORLD_SIZE")) {
+  if (nproc > 1 && !launched) {
     Args rest;  // the same command without --nproc, once per rank
     for (size_t i = 0; i < args.size(); ++i) {
       if (args[i] == "--nproc") ++i;

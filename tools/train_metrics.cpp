@@ -39,7 +39,7 @@ BatchSums batch_sums(const actors::StepReport& r, model::GradientSync* sync, boo
 Json step_line(const actors::StepReport& r, const BatchSums& b, const std::vector<int64_t>& problems,
                const actors::MetricsSnapshot& pipeline) {
   const double n = std::max(1.0, b.trajectories);
-  return {{"step", r.step},
+  Json line = {{"step", r.step},
           {"updated", r.updated},
           {"skipped_because", r.skipped_because},
           {"reward/mean", b.reward / n},
@@ -74,6 +74,8 @@ Json step_line(const actors::StepReport& r, const BatchSums& b, const std::vecto
           {"tool/latency_p50_ms", pipeline.tool_latency_p50_ms},
           {"tool/latency_p99_ms", pipeline.tool_latency_p99_ms},
           {"data/problems", problems}};
+  if (r.peak_device_bytes >= 0) line["memory/device_peak_gib"] = r.peak_device_bytes / 1073741824.0;
+  return line;
 }
 
 std::string step_text(const Json& line, int64_t steps) {
@@ -88,6 +90,9 @@ std::string step_text(const Json& line, int64_t steps) {
        << line["optim/lr"].get<double>() << std::fixed << std::setprecision(1) << "  "
        << line["time/rollout_wait_s"].get<double>() + line["time/train_s"].get<double>() << " s (rollout "
        << line["time/rollout_wait_s"].get<double>() << ", train " << line["time/train_s"].get<double>() << ")";
+  if (line.contains("memory/device_peak_gib")) {
+    text << "  gpu peak " << std::setprecision(1) << line["memory/device_peak_gib"].get<double>() << " GiB";
+  }
   if (const double failed = line["trajectories/infra_failed"].get<double>(); failed > 0) {
     text << "  " << std::setprecision(0) << failed << " trajectories failed by the infrastructure, left out";
   }

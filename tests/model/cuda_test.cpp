@@ -79,7 +79,10 @@ TEST_SUITE("model") {
     MESSAGE("max |CPU - CUDA| over the weights after 2 updates: " << differ << " (the updates moved them by up to "
                                                                    << moved << ")");
     CHECK(moved > 1e-4);
-    CHECK(differ < 1e-5);
+    // Not bit-equal: the GPU sums in another order (~1e-7 relative per float32 op), and AdamW's first
+    // steps divide each update by the gradient's own size, so a weight whose gradient is near zero
+    // moves by up to lr either way. Seen on an H200: 3.3e-5, 1.6% of the largest move.
+    CHECK(differ < 0.05 * moved);
   }
 
 #ifdef TORL_WITH_NCCL

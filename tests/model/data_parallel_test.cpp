@@ -3,6 +3,7 @@
 // half of a batch, must end where one trainer stepping on the whole batch ends.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +246,78 @@ TEST_SUITE("model") {
     REQUIRE_FALSE(group.ok());
     CHECK(group.status().message() ==
           "joining gloo group as rank 2 of 2 via 127.0.0.1:1: rank 2 of world size 2: need 0 <= rank < world_size");
+  }
+
+  TEST_CASE("a rank's place comes from torchrun's variables, else Slurm's, else it is one process") {
+    std::map<std::string, std::string> env;
+    const EnvLookup lookup = [&](const char* name) {
+      const auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    };
+    auto alone = rank_placement(lookup);
+    REQUIRE(alone.ok());
+    CHECK_FALSE(alone->launched);
+    CHECK(alone->world == 1);
+
+    // torchrun on the second of two 4-GPU nodes: global rank 6 is local rank 2 there.
+    env = {{"RANK", "6"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "2"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29500"}};
+    auto node = rank_placement(lookup);
+    REQUIRE_MESSAGE(node.ok(), node.status().to_string());
+    CHECK(node->launched);
+    CHECK(node->rank == 6);
+    CHECK(node->world == 8);
+    CHECK(node->local_rank == 2);
+    CHECK(node->master_addr == "10.0.0.1");
+    CHECK(node->master_port == 29500);
+
+    // One rank launched alone needs no port (the group takes a free one); it is still launched.
+    env = {{"RANK", "0"}, {"WORLD_SIZE", "1"}};
+    auto one = rank_placement(lookup);
+    REQUIRE(one.ok());
+    CHECK(one->launched);
+    CHECK(one->master_port == 0);
+
+    // Slurm's names when torchrun's are absent.
+    env = {{"SLURM_PROCID", "3"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "1"}, {"MASTER_ADDR", "n1"}, {"MASTER_PORT", "1234"}};
+    auto slurm = rank_placement(lookup);
+    REQUIRE_MESSAGE(slurm.ok(), slurm.status().to_string());
+    CHECK(slurm->rank == 3);
+    CHECK(slurm->world == 4);
+    CHECK(slurm->local_rank == 1);
+
+    env = {{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "1"}};
+    CHECK(rank_placement(lookup).status().message() == "RANK must be an integer in [0, 1] (got '2')");
+    env = {{"RANK", "0"}, {"WORLD_SIZE", "2"}};
+    CHECK(rank_placement(lookup).status().message() == "MASTER_PORT must be an integer in [1, 65535] (got '')");
+  }
+
+  TEST_CASE("model.device cuda puts each rank on its own GPU; cpu and cuda:N stay as written") {
+    RankPlacement rank;
+    rank.launched = true;
+    rank.rank = 5, rank.world = 8, rank.local_rank = 1;
+    auto cpu = rank_device("cpu", rank, 0);
+    REQUIRE(cpu.ok());
+    CHECK(cpu->is_cpu());
+    auto missing = rank_device("cuda", rank, 1);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.status().message() ==
+          "rank 5 (local rank 1) needs cuda:1, but this machine has 1 GPU(s): start at most one rank per GPU");
+    if (torch::cuda::device_count() >= 2) {
+      auto own = rank_device("cuda", rank, static_cast<int>(torch::cuda::device_count()));
+      REQUIRE(own.ok());
+      CHECK(own->index() == 1);
+    }
+  }
+
+  TEST_CASE("the group of a launched rank is Gloo for CPU models, at world size 1 too") {
+    RankPlacement rank;
+    rank.launched = true;  // port 0: a free one is taken
+    auto group = make_rank_group(rank, torch::kCPU, std::chrono::seconds(30));
+    REQUIRE_MESSAGE(group.ok(), group.status().to_string());
+    CHECK((*group)->world_size() == 1);
+    auto t = torch::arange(4, torch::kFloat32);
+    REQUIRE((*group)->all_reduce({t}).ok());
+    CHECK(t.sum().item<double>() == 6.0);
   }
 }
 

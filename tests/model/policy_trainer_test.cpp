@@ -216,7 +216,10 @@ TEST_SUITE("model") {
               scale = std::max(scale, g.abs().max().item<double>());
             }
             CHECK(scale > 1e-3);
-            CHECK(max_diff < tolerance * std::max(1.0, scale));
+            // Gradients sum many more terms than a log-prob, in an order that the matmul shapes (chunks,
+            // a shared prefix) and the CPU's kernels choose: in float32 the largest difference was
+            // 1.0e-6 of the largest gradient on one 2-core VM (3x less on others), so float32 gets 4x that.
+            CHECK(max_diff < (f64 ? tolerance : 4e-6) * std::max(1.0, scale));
           }
         }
       }

@@ -110,31 +110,67 @@ TEST_SUITE("model") {
     }
   }
 
-  TEST_CASE("rows whose caches differ much in length, decoded in split forwards, match full forwards") {
+  TEST_CASE("one forward per step: rows of far-apart lengths decoding beside new prompts match full forwards") {
     const Qwen2Model model = load_fixture("tiny-qwen2");
-    const std::vector<int64_t> lengths = {2, 3, 4, 5, 40, 44, 48, 60};
-    Qwen2CausalLm lm(model, 10, 80);
-    std::vector<int64_t> slots;
-    std::vector<std::vector<int64_t>> texts, prompts;
-    for (size_t i = 0; i < lengths.size(); ++i) {
-      std::vector<int64_t> text;
-      for (int64_t t = 0; t < lengths[i]; ++t) text.push_back((7 * t + 13 * static_cast<int64_t>(i)) % 200 + 3);
-      slots.push_back(static_cast<int64_t>(i) + 1);  // not starting at slot 0
-      texts.push_back(text);
-      prompts.push_back(text);
+    for (const bool padded : {false, true}) {
+      INFO("decode batch padded to its bucket: " << padded);
+      const std::vector<int64_t> lengths = {2, 3, 4, 5, 40, 44, 48, 60};
+      Qwen2CausalLm lm(model, 12, 80);
+      lm.set_pad_decode(padded);
+      std::vector<int64_t> slots;
+      std::vector<std::vector<int64_t>> texts, prompts;
+      for (size_t i = 0; i < lengths.size(); ++i) {
+        std::vector<int64_t> text;
+        for (int64_t t = 0; t < lengths[i]; ++t) text.push_back((7 * t + 13 * static_cast<int64_t>(i)) % 200 + 3);
+        slots.push_back(static_cast<int64_t>(2 * i) % 9 + 1);  // not starting at slot 0, not in order, gaps
+        texts.push_back(text);
+        prompts.push_back(text);
+      }
+      lm.extend(slots, prompts);  // prefill, all rows in one forward
+      CHECK(lm.forwards() == 1);
+      std::vector<std::vector<int64_t>> next;
+      for (size_t i = 0; i < texts.size(); ++i) {
+        next.push_back({static_cast<int64_t>(i) + 100});
+        texts[i].push_back(static_cast<int64_t>(i) + 100);
+      }
+      // 8 decoding rows of lengths 2..60 in one forward
+      const torch::Tensor logits = lm.extend(slots, next);
+      CHECK(lm.forwards() == 2);
+      for (size_t i = 0; i < texts.size(); ++i) {
+        CHECK_MESSAGE(torch::allclose(logits[static_cast<int64_t>(i)], full_forward_last(model, texts[i]), 1e-4, 1e-5),
+                      "row " << i);
+      }
+      // and again with a new prompt (slot 0) and a 3-token resume (row 4) in the same forward
+      std::vector<int64_t> step_slots = slots;
+      std::vector<std::vector<int64_t>> step_tokens;
+      for (size_t i = 0; i < texts.size(); ++i) step_tokens.push_back({static_cast<int64_t>(i) + 120});
+      step_tokens[4] = {7, 8, 9};
+      step_slots.push_back(0);
+      step_tokens.push_back({11, 12, 13, 14, 15});
+      texts.push_back({});
+      for (size_t i = 0; i < step_tokens.size(); ++i) {
+        texts[i].insert(texts[i].end(), step_tokens[i].begin(), step_tokens[i].end());
+      }
+      const torch::Tensor mixed = lm.extend(step_slots, step_tokens);
+      CHECK(lm.forwards() == 3);
+      for (size_t i = 0; i < texts.size(); ++i) {
+        CHECK_MESSAGE(torch::allclose(mixed[static_cast<int64_t>(i)], full_forward_last(model, texts[i]), 1e-4, 1e-5),
+                      "row " << i);
+      }
     }
-    lm.extend(slots, prompts);  // prefill, all rows in one forward
-    std::vector<std::vector<int64_t>> next;
-    for (size_t i = 0; i < texts.size(); ++i) {
-      next.push_back({static_cast<int64_t>(i) + 100});
-      texts[i].push_back(static_cast<int64_t>(i) + 100);
+  }
+
+  TEST_CASE("a padded decode step leaves the idle slots' caches as they were") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    Qwen2CausalLm padded(model, 4, 32), plain(model, 4, 32);
+    padded.set_pad_decode(true);
+    const std::vector<int64_t> a = {5, 6, 7}, b = {9, 10, 11, 12};
+    for (auto* lm : {&padded, &plain}) lm->extend({0, 2}, {a, b});
+    // slot 0 pauses (its next token is not fed) while slot 2 decodes twice in a batch padded to 4 slots
+    for (int step = 0; step < 2; ++step) {
+      CHECK(torch::allclose(padded.extend({2}, {{20 + step}})[0], plain.extend({2}, {{20 + step}})[0], 0, 1e-5));
     }
-    // 8 decoding rows of lengths 2..60: split by length (the short and the long ones apart)
-    const torch::Tensor logits = lm.extend(slots, next);
-    for (size_t i = 0; i < texts.size(); ++i) {
-      CHECK_MESSAGE(torch::allclose(logits[static_cast<int64_t>(i)], full_forward_last(model, texts[i]), 1e-4, 1e-5),
-                    "row " << i);
-    }
+    CHECK(torch::allclose(padded.extend({0}, {{30}})[0], plain.extend({0}, {{30}})[0], 0, 1e-5));
   }
 
   TEST_CASE("decoding with the cache gives a full forward's logits at every step") {
