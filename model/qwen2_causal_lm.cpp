@@ -174,6 +174,7 @@ torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std
   }
   for (int64_t row = 0; row < rows; ++row) lengths_[static_cast<size_t>(slots[static_cast<size_t>(row)])] += count(row);
   ++forwards_;
+  rows_ += rows;
   return logits;  // [rows, V]
 }
 

@@ -46,6 +46,7 @@ class Qwen2CausalLm : public CausalLm {
   void set_cuda_graphs(bool on) { cuda_graphs_ = on; }
   int64_t graphs_captured() const { return graphs_captured_; }
   int64_t forwards() const { return forwards_; }  // model forwards run (graph replays included)
+  int64_t rows() const { return rows_; }          // rows over all forwards
 
  private:
   struct StepPlan;
@@ -62,7 +63,7 @@ class Qwen2CausalLm : public CausalLm {
   std::vector<int64_t> lengths_;  // tokens held by each slot
   bool pad_decode_ = false, cuda_graphs_ = false;
   std::unique_ptr<DecodeGraphs> graphs_;
-  int64_t graphs_captured_ = 0, forwards_ = 0;
+  int64_t graphs_captured_ = 0, forwards_ = 0, rows_ = 0;
 };
 
 }  // namespace torl::model

@@ -5,14 +5,12 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
-#include <random>
 
 #include "actors/dataset.hpp"
 #include "actors/pipeline.hpp"
-#include "common/asio.hpp"
+#include "actors/rollout_bench.hpp"
 #include "model/device.hpp"
 #include "model/qwen2_causal_lm.hpp"
-#include "model/scripted_lm.hpp"
 #include "sandbox/code_runner.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
@@ -26,7 +24,7 @@ using actors::Trajectory;
 constexpr std::string_view kUsage =
     "usage: torl eval CONFIG [--set KEY=VALUE]... [--output DIR]\n"
     "       torl eval bench [--trajectories N] [--batch B] [--latency-ms LO-HI] [--repeat R] [--config FILE]\n"
-    "                       [--set ...]\n"
+    "                       [--set ...] [--modelled [--forward-ms FIXED,PER_TOKEN,PER_CACHED]]\n"
     "\n"
     "eval rolls out every problem of data.eval_files (eval.samples each; greedy unless eval.temperature > 0)\n"
     "with the tool loop of tool.*, scores the answers, writes DIR/<data set>.jsonl (one line per sample)\n"
@@ -36,7 +34,11 @@ constexpr std::string_view kUsage =
     "bench runs a random 4-layer model that writes the same 4 code blocks in every trajectory, with the\n"
     "real sandbox behind an extra random delay of LO-HI ms (default 50-500), and prints trajectories/s\n"
     "and the generator's busy fraction for rollout.mode async and rounds at C = 0, 1 and 4, after a short\n"
-    "warm-up run; with --repeat R each configuration runs R times, interleaved, and its median run is shown.\n";
+    "warm-up run; with --repeat R each configuration runs R times, interleaved, and its median run is shown.\n"
+    "That model runs on the CPUs the sandbox workers use, so it measures their contention as much as the\n"
+    "scheduling. --modelled puts a modelled accelerator in its place: each forward sleeps FIXED +\n"
+    "PER_TOKEN x new tokens + PER_CACHED x attended cache positions ms and uses no CPU, as a GPU would;\n"
+    "the default, 4.2,0.013,0, is Qwen2.5-1.5B's decode step on an H200 (tools/device/RESULTS.md).\n";
 
 int usage_error(std::ostream& err, const std::string& message) {
   err << "torl eval: " << message << "\n" << kUsage;
@@ -199,152 +201,51 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
 
 // ---- bench ----
 
-// The real sandbox behind an extra random delay: what a slow cluster or heavy code looks like.
-class DelayedRunner : public sandbox::CodeRunner {
- public:
-  DelayedRunner(sandbox::CodeRunner& inner, int low_ms, int high_ms)
-      : inner_(inner), delay_(low_ms, high_ms), work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~DelayedRunner() override {
-    work_.reset();
-    io_.stop();
-    thread_.join();
-  }
-  void submit(std::string code, Done done) override {
-    boost::asio::post(io_, [this, code = std::move(code), done = std::move(done)]() mutable {
-      auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(delay_(random_)));
-      timer->async_wait([this, timer, code = std::move(code), done = std::move(done)](const boost::system::error_code&) mutable {
-        inner_.submit(std::move(code), std::move(done));
-      });
-    });
-  }
-
- private:
-  sandbox::CodeRunner& inner_;
-  std::mt19937 random_{7};  // used on the io thread only
-  std::uniform_int_distribution<int> delay_;
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  std::thread thread_;
-};
-
-int bench(const std::string& file, const std::vector<std::string>& sets, int64_t trajectories, int64_t batch,
-          int64_t repeat, const std::string& latency, std::ostream& out, std::ostream& err) {
-  config::Config config;
+int bench(const std::string& file, const std::vector<std::string>& sets, actors::RolloutBenchOptions options,
+          const std::string& latency, const std::string& forward_ms, bool modelled, std::ostream& out,
+          std::ostream& err) {
   if (!file.empty() || !sets.empty()) {
     auto loaded = load_run_config(file, sets);
     if (!loaded) return err << "torl eval bench: " << loaded.status().message() << "\n", kExitUsage;
-    config = *loaded;
+    options.config = *loaded;
   }
-  int low = 50, high = 500;
-  if (std::sscanf(latency.c_str(), "%d-%d", &low, &high) != 2 || low < 0 || high < low) {
+  if (std::sscanf(latency.c_str(), "%d-%d", &options.low_ms, &options.high_ms) != 2 || options.low_ms < 0 ||
+      options.high_ms < options.low_ms) {
     return usage_error(err, "--latency-ms must be LO-HI in milliseconds (got '" + latency + "')");
   }
-  const model::Tokenizer tokenizer = model::Tokenizer::byte_level({"<eos>"});
-  const int64_t eos = 256;
-  auto qwen = model::random_bench_model(torch::kCPU, torch::kFloat32);
-  if (!qwen) return err << "torl eval bench: " << qwen.status().message() << "\n", kExitFailed;
-  auto pool = sandbox::start_code_runner(config.tool);
-  if (!pool) return err << "torl eval bench: starting the sandbox: " << pool.status().message() << "\n", kExitFailed;
-  DelayedRunner delayed(**pool, low, high);
-
-  // Every trajectory writes four code blocks, then an answer, after 0 to 4 sentences of thought, so
-  // that lengths vary as in real rollouts (and no two trajectories pause in the same step). At C = 0
-  // nothing runs.
-  std::string blocks;
-  for (int k = 1; k <= 4; ++k) {
-    blocks += "Step " + std::to_string(k) + ": compute it.\n```python\nprint(" + std::to_string(k) + " * 7)\n```\n```output";
+  if (modelled) {
+    auto cost = forward_ms.empty() ? Expected<model::ForwardCost>(model::ForwardCost::h200_qwen_1_5b())
+                                   : model::ForwardCost::parse(forward_ms);
+    if (!cost) return usage_error(err, "--forward-ms: " + cost.status().message());
+    options.modelled = *cost;
+  } else if (!forward_ms.empty()) {
+    return usage_error(err, "--forward-ms goes with --modelled");
   }
-  blocks += " So the answer is \\boxed{42}.";
-  std::map<std::vector<int64_t>, std::vector<int64_t>> scripts;
-  std::vector<std::vector<int32_t>> prompts;
-  int64_t longest = 0, longest_prompt = 0, generated = 0;
-  for (int64_t i = 0; i < trajectories; ++i) {
-    std::string thought;
-    for (int64_t k = 0; k < i * 3 % 5; ++k) thought += "Let me think step by step. ";
-    const auto ids = tokenizer.encode(thought + blocks);
-    prompts.push_back(tokenizer.encode(actors::format_prompt(config::PromptTemplate::kTorl,
-                                                             "What is 6 * 7? (#" + std::to_string(i) + ")")));
-    scripts[std::vector<int64_t>(prompts.back().begin(), prompts.back().end())].assign(ids.begin(), ids.end());
-    longest = std::max(longest, static_cast<int64_t>(prompts.back().size() + ids.size()));
-    longest_prompt = std::max(longest_prompt, static_cast<int64_t>(prompts.back().size()));
-    generated += static_cast<int64_t>(ids.size());
+  err << "torl eval bench: " << options.trajectories << " trajectories, " << options.batch << " slots, sandbox delay "
+      << options.low_ms << "-" << options.high_ms << " ms + the real pool (" << options.config.tool.workers
+      << " workers); model: "
+      << (modelled ? "a modelled accelerator, a forward = " + options.modelled->to_string() + " (sleeping, no CPU)"
+                   : std::string("the random 4-layer d=256 CPU model, sharing the CPUs with the sandbox workers"))
+      << "\n";
+  const auto result = actors::run_rollout_bench(options, [&](const std::string& line) {
+    err << "torl eval bench: " << line << "\n";
+  });
+  if (!result) return err << "torl eval bench: " << result.status().message() << "\n", kExitFailed;
+  out << "| mode | C | trajectories/s | generator busy | tokens/s | decode batch | forwards/step | rows/forward | "
+         "tool calls | tool p50 / p99 ms | vs C=0 |\n"
+      << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& row : result->rows) {
+    const actors::MetricsSnapshot& s = row.run;
+    out << "| " << (row.mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << row.calls << " | "
+        << std::fixed << std::setprecision(2) << s.trajectories_per_s << " | " << s.generator_busy_fraction << " | "
+        << std::setprecision(0) << s.tokens_per_s << " | " << std::setprecision(1)
+        << (s.steps ? static_cast<double>(s.generated_tokens) / static_cast<double>(s.steps) : 0.0) << " | "
+        << std::setprecision(2) << row.forwards_per_step << " | " << std::setprecision(1) << row.rows_per_forward
+        << " | " << std::setprecision(0) << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
+        << s.tool_latency_p99_ms << " | " << std::setprecision(2) << row.vs_c0 << " |" << std::endl;
   }
-  const int64_t cache_length = longest + 4 * 32 + 8;  // and the four tool results
-
-  err << "torl eval bench: " << trajectories << " trajectories of " << generated / trajectories << " generated tokens on average, "
-      << batch << " slots, sandbox delay " << low << "-" << high << " ms + the real pool (" << config.tool.workers
-      << " workers)\n";
-  out << "| mode | C | trajectories/s | generator busy | tokens/s | decode batch | tool calls | tool p50 / p99 ms | vs C=0 |\n"
-      << "|---|---|---|---|---|---|---|---|---|\n";
-  // One pipeline run of the first n jobs; counts the right answers. Errors: an actor failed.
-  const auto run = [&](config::RolloutMode mode, int calls, int64_t n, int64_t& correct) -> Expected<actors::MetricsSnapshot> {
-    actors::PipelineSetup setup;
-    setup.rollout = config.rollout;
-    setup.rollout.mode = mode;
-    setup.rollout.max_batch = static_cast<int>(batch);
-    setup.rollout.max_response_tokens = static_cast<int>(cache_length - longest_prompt - 1);
-    setup.tool = config.tool;
-    setup.tool.max_calls = calls;
-    model::Qwen2CausalLm lm(*qwen, actors::generator_slots(setup.rollout, setup.tool), cache_length);
-    model::ScriptedLm scripted_lm(lm, scripts, {}, eos);
-    actors::PipelineMetrics metrics(1);
-    setup.reward = config.reward;
-    setup.tokenizer = &tokenizer;
-    setup.models = {&scripted_lm};
-    setup.eos_ids = {eos};
-    setup.runner = &delayed;
-    setup.metrics = &metrics;
-    std::vector<actors::RolloutJob> jobs(static_cast<size_t>(n));
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      jobs[i].id = static_cast<int64_t>(i);
-      jobs[i].prompt = prompts[i];
-      jobs[i].gold_answer = "42";
-      jobs[i].sampling.temperature = 0;
-    }
-    correct = 0;
-    const auto rolled = actors::run_rollouts(setup, std::move(jobs));
-    if (!rolled) return rolled.status();
-    for (const auto& t : *rolled) correct += t.score && t.score->outcome == rewards::Outcome::kCorrect;
-    return metrics.snapshot();
-  };
-  int64_t correct = 0;
-  // warm-up: allocator, pool
-  if (auto warm = run(config::RolloutMode::kAsync, 1, std::min<int64_t>(trajectories, batch), correct); !warm) {
-    return err << "torl eval bench: " << warm.status().message() << "\n", kExitFailed;
-  }
-
-  // Every configuration `repeat` times, interleaved (so that a slow spell of the machine hits all of
-  // them alike); the table shows each one's median run by trajectories/s.
-  const std::vector<config::RolloutMode> modes = {config::RolloutMode::kAsync, config::RolloutMode::kRounds};
-  const std::vector<int> all_calls = {0, 1, 4};
-  std::map<std::pair<int, int>, std::vector<actors::MetricsSnapshot>> runs;
-  for (int64_t r = 0; r < repeat; ++r) {
-    for (const auto mode : modes) {
-      for (const int calls : all_calls) {
-        auto one = run(mode, calls, trajectories, correct);
-        if (!one) return err << "torl eval bench: " << one.status().message() << "\n", kExitFailed;
-        runs[{static_cast<int>(mode), calls}].push_back(*one);
-        if (correct != trajectories) err << "torl eval bench: only " << correct << " of " << trajectories << " answers were right\n";
-      }
-    }
-    if (repeat > 1) err << "torl eval bench: round " << r + 1 << " of " << repeat << " done\n";
-  }
-  for (const auto mode : modes) {
-    double baseline = 0;
-    for (const int calls : all_calls) {
-      auto& all = runs[{static_cast<int>(mode), calls}];
-      std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.trajectories_per_s < b.trajectories_per_s; });
-      const actors::MetricsSnapshot& s = all[all.size() / 2];
-      if (calls == 0) baseline = s.trajectories_per_s;
-      out << "| " << (mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << calls << " | " << std::fixed
-          << std::setprecision(2) << s.trajectories_per_s << " | " << s.generator_busy_fraction << " | "
-          << std::setprecision(0) << s.tokens_per_s << " | " << std::setprecision(1)
-          << (s.steps ? static_cast<double>(s.generated_tokens) / static_cast<double>(s.steps) : 0.0) << " | "
-          << std::setprecision(0) << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
-          << s.tool_latency_p99_ms << " | " << std::setprecision(2)
-          << (baseline > 0 ? s.trajectories_per_s / baseline : 0) << " |" << std::endl;
-    }
-  }
+  out << "(" << result->tokens_per_trajectory << " generated tokens per trajectory on average; medians of "
+      << options.repeats << " run(s) each)\n";
   return kExitOk;
 }
 
@@ -353,9 +254,10 @@ int bench(const std::string& file, const std::vector<std::string>& sets, int64_t
 int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
   const bool is_bench = !args.empty() && args[0] == "bench";
   const Args rest(args.begin() + (is_bench ? 1 : 0), args.end());
-  std::string file, output, latency = "50-500";
+  std::string file, output, latency = "50-500", forward_ms;
   std::vector<std::string> sets;
   int64_t trajectories = 64, batch = 16, repeat = 1;
+  bool modelled = false;
   ArgReader reader(rest);
   while (!reader.done()) {
     if (reader.flag("--help") || reader.flag("-h")) {
@@ -363,8 +265,13 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (reader.values("--set", sets) || reader.value("--output", output) || reader.value("--config", file) ||
-        reader.value("--latency-ms", latency) || reader.integer("--trajectories", trajectories) ||
+        reader.value("--latency-ms", latency) || reader.value("--forward-ms", forward_ms) ||
+        reader.integer("--trajectories", trajectories) ||
         reader.integer("--batch", batch) || reader.integer("--repeat", repeat)) {
+      continue;
+    }
+    if (is_bench && reader.flag("--modelled")) {
+      modelled = true;
       continue;
     }
     if (!is_bench && reader.first_positional(file)) continue;
@@ -375,7 +282,9 @@ int eval_command(const Args& args, std::ostream& out, std::ostream& err) {
     if (trajectories < 1 || batch < 1 || repeat < 1) {
       return usage_error(err, "--trajectories, --batch and --repeat must be >= 1");
     }
-    return bench(file, sets, trajectories, batch, repeat, latency, out, err);
+    actors::RolloutBenchOptions options;
+    options.trajectories = trajectories, options.batch = batch, options.repeats = repeat;
+    return bench(file, sets, options, latency, forward_ms, modelled, out, err);
   }
   if (file.empty()) return usage_error(err, "missing CONFIG");
   return eval(file, sets, output, out, err);
