@@ -21,6 +21,7 @@
 
 #include "actors/learner_actor.hpp"
 #include "actors/pipeline.hpp"
+#include "actors/training_run.hpp"
 #include "actors/trace.hpp"
 #include "actors/train_data.hpp"
 #include "config/load.hpp"
@@ -104,13 +105,13 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   // SIGINT/SIGTERM from here on: no new step; the rollouts in flight are dropped (ranks of --nproc
   // finish their steps in flight together), a checkpoint is written, exit 0. One during start-up stops
   // the run before its first step.
-  std::mutex mutex;
-  std::condition_variable stepped;
-  int stop_signal = 0;  // guarded by mutex: SIGINT/SIGTERM received by this process
+  std::mutex signal_mutex;
+  int early_signal = 0;                       // guarded by signal_mutex: received before the run began
+  actors::TrainingRun* control = nullptr;     // guarded by signal_mutex: the run, once it exists
   const StopSignals signals([&](int signal) {
-    std::lock_guard lock(mutex);
-    stop_signal = signal;
-    stepped.notify_all();
+    std::lock_guard lock(signal_mutex);
+    early_signal = signal;
+    if (control) control->request_stop(signal);
   });
   auto loaded = load_run_config(file, sets);
   if (!loaded) return err << "torl train: " << loaded.status().message() << "\n", kExitUsage;
@@ -258,12 +259,37 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   }
 
   const int64_t steps = config.train.steps;
-  int64_t done = first_step;  // guarded by mutex
-  Status failure;             // guarded by mutex: a checkpoint that could not be written ends the run
-  bool stop_agreed = false;   // guarded by mutex: every rank stops after the step `done`
-  int64_t checkpointed = first_step;  // guarded by mutex: the newest checkpoint's step
-  // Ranks stop together (a step has collectives); one process may stop between steps on its own.
-  const auto stopping = [&] { return stop_agreed || (!rank.launched && stop_signal != 0); };  // under mutex
+  // ---- evals (train.eval_every): rank 0 rolls the eval sets out through the same pipeline, at the
+  // start, every eval_every steps and at the end; one line per eval in RUN/eval.jsonl ----
+  const bool evaluating = lead && config.train.eval_every > 0 && !config.data.eval_files.empty();
+  std::vector<DatasetRow> eval_rows;
+  std::vector<actors::RolloutJob> eval_template;
+  std::ofstream eval_out;
+  if (evaluating) {
+    auto listed = eval_jobs(config, *tokenizer, 0, eval_rows);
+    if (!listed) return err << "torl train: " << listed.status().message() << "\n", kExitUsage;
+    eval_template = std::move(*listed);
+    const std::filesystem::path eval_file = run_dir / "eval.jsonl";
+    if (Status s = keep_metrics_until(eval_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
+    eval_out.open(eval_file, std::ios::app);
+  }
+
+  // The run's control (actors/training_run.hpp): what goes into the pipeline when, and when it ends.
+  // Its actions are set below, once the pipeline exists.
+  actors::FunctionActions actions;
+  actors::TrainingRun run(
+      {.first_step = first_step,
+       .steps = steps,
+       .max_staleness = config.algorithm.max_staleness,
+       .eval_every = evaluating && !eval_template.empty() ? config.train.eval_every : 0,
+       .launched = rank.launched,
+       .quiet = std::chrono::duration_cast<std::chrono::milliseconds>(kProgressEvery)},
+      actions);
+  {
+    std::lock_guard lock(signal_mutex);
+    control = &run;
+    if (early_signal != 0) run.request_stop(early_signal);
+  }
   const auto write_checkpoint_at = [&](int64_t step) {
     model::CheckpointContents contents;
     contents.step = step;
@@ -288,11 +314,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   learner.first_step = first_step;
   learner.on_step = [&](actors::StepReport& report) {
     Status written;
-    bool asked = false;
-    {
-      std::lock_guard lock(mutex);
-      asked = stop_signal != 0;
-    }
+    const bool asked = run.state().stop_signal != 0;
     const auto sums = batch_sums(report, options.sync.get(), asked);  // every rank takes part
     const bool stop = sums.stop_requests > 0;
     const bool due = lead && (report.step == steps || stop ||
@@ -305,45 +327,22 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     }
     if (due) written = write_checkpoint_at(report.step);
     if (hooks().after_step) {
-      hooks().after_step(report.step, [&](std::chrono::seconds limit) {
-        std::unique_lock lock(mutex);
-        stepped.wait_for(lock, limit, [&] { return stop_signal != 0; });
-      });
+      hooks().after_step(report.step, [&](std::chrono::seconds limit) { run.wait_for_stop(limit); });
     }
-    std::lock_guard lock(mutex);
-    done = report.step;
-    if (due && written.ok()) checkpointed = report.step;
     if (!written.ok()) {
-      failure = written;
       if (endpoint) endpoint->failed(written.message());
+      run.fail(written);  // a checkpoint that could not be written ends the run
     }
-    stop_agreed = stop_agreed || stop;
-    stepped.notify_all();
+    run.step_done(report.step, due && written.ok(), stop);
   };
 
-  // ---- evals (train.eval_every): rank 0 rolls the eval sets out through the same pipeline, at the
-  // start, every eval_every steps and at the end; one line per eval in RUN/eval.jsonl ----
-  const bool evaluating = lead && config.train.eval_every > 0 && !config.data.eval_files.empty();
-  std::vector<DatasetRow> eval_rows;
-  std::vector<actors::RolloutJob> eval_template;
-  std::ofstream eval_out;
-  if (evaluating) {
-    auto listed = eval_jobs(config, *tokenizer, 0, eval_rows);
-    if (!listed) return err << "torl train: " << listed.status().message() << "\n", kExitUsage;
-    eval_template = std::move(*listed);
-    const std::filesystem::path eval_file = run_dir / "eval.jsonl";
-    if (Status s = keep_metrics_until(eval_file, first_step); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
-    eval_out.open(eval_file, std::ios::app);
-  }
-  const auto eval_due = [&](int64_t step) {
-    return evaluating && !eval_template.empty() && (step == 0 || step == steps || step % config.train.eval_every == 0);
-  };
   constexpr int64_t kEvalIds = int64_t{1} << 50;  // eval job ids: kEvalIds + step * jobs + i
   const int64_t eval_size = static_cast<int64_t>(eval_template.size());
+  std::mutex eval_mutex;
   std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> evals;  // guarded: unfinished evals, step -> rows, finished
   const auto eval_finished = [&](const Trajectory& t) {
     const int64_t step = (t.id() - kEvalIds) / eval_size;
-    std::lock_guard lock(mutex);
+    std::unique_lock lock(eval_mutex);
     auto& [rows, finished] = evals.at(step);  // made when the eval was submitted
     count(rows, t);
     if (++finished < eval_size) return;
@@ -358,7 +357,8 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     eval_out << line.dump() << '\n' << std::flush;
     err << text.str() << std::endl;
     evals.erase(step);
-    stepped.notify_all();
+    lock.unlock();
+    run.eval_done(step);
   };
 
   if (lead) err << "torl train: " << config.run.name << ": steps " << first_step << " -> " << steps << ", "
@@ -366,6 +366,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
       << config.algorithm.max_staleness << (rank.world > 1 ? ", " + std::to_string(rank.world) + " learner processes" : "")
       << "; run folder " << run_dir.string() << "\n";
+  actors::RunState ended;
   {
     caf::actor_system_config system_config;
     system_config.set("logger.verbosity", caf::atom("quiet"));
@@ -374,72 +375,54 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     // An actor that dies of an exception (out of memory, a bug) ends the run with its name and error;
     // nothing after the last checkpoint is saved, nothing is trained on what it left unfinished.
     setup.on_fault = [&](const std::string& actor, const std::string& what) {
-      std::lock_guard lock(mutex);
-      if (failure.ok()) failure = Status(StatusCode::kInternal, "the " + actor + " actor failed: " + what);
-      if (endpoint) endpoint->failed(failure.message());
-      stepped.notify_all();
+      const Status failed(StatusCode::kInternal, "the " + actor + " actor failed: " + what);
+      if (endpoint) endpoint->failed(failed.message());
+      run.fail(failed);
     };
     actors::LearnerApi learner_actor;
-    int64_t rollouts_finished = 0;  // guarded by mutex: training trajectories back from the pipeline
+    std::atomic<int64_t> rollouts_finished = 0;  // training trajectories back from the pipeline
     actors::Pipeline pipeline(system, setup, [&](Trajectory t) {
       if (t.id() >= kEvalIds) return eval_finished(t);
-      {
-        std::lock_guard lock(mutex);
-        ++rollouts_finished;
-      }
+      ++rollouts_finished;
       caf::anon_send(learner_actor, actors::finished_atom::value, std::move(t));
     });
     learner.generators = pipeline.generators();
     // moved: a handle left here would keep the generators alive and the system from shutting down
     learner_actor = actors::spawn_reporting(system, true, "learner", setup.on_fault, actors::learner_actor, std::move(learner));
 
-    // feed step k's groups once the weights are at least version k - max_staleness, and the evals
-    // due once a step is done (at the weights of that step)
-    int64_t submitted = first_step;
-    int64_t eval_checked = first_step == 0 ? -1 : first_step;  // steps whose eval was submitted or not due
-    std::unique_lock lock(mutex);
-    while (true) {
-      if (stop_signal != 0 && endpoint) endpoint->stopping();
-      while (!stopping() && eval_checked < done) {
-        if (!eval_due(++eval_checked)) continue;
-        std::vector<actors::RolloutJob> jobs = eval_template;
-        for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + eval_checked * eval_size + static_cast<int64_t>(i);
-        evals[eval_checked] = {eval_rows, 0};
-        lock.unlock();
-        pipeline.submit(std::move(jobs));
-        lock.lock();
+    actions.step = [&](int64_t step) { pipeline.submit(data->jobs_of_step(step, rank.rank, rank.world)); };
+    actions.eval = [&](int64_t step) {
+      std::vector<actors::RolloutJob> jobs = eval_template;
+      for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + step * eval_size + static_cast<int64_t>(i);
+      {
+        std::lock_guard lock(eval_mutex);
+        evals[step] = {eval_rows, 0};
       }
-      while (!stopping() && submitted < steps && submitted <= done + config.algorithm.max_staleness) {
-        lock.unlock();
-        pipeline.submit(data->jobs_of_step(submitted++, rank.rank, rank.world));
-        lock.lock();
-      }
-      if ((done >= steps && evals.empty()) || !failure.ok()) break;  // evals holds the unfinished ones
-      // Unfinished evals are dropped; so are the rollouts of steps in flight in one process (a step can
-      // take hours: a stop must not wait for it). Ranks of --nproc stop together after their steps.
-      if (stopping() && (done >= submitted || !rank.launched)) break;
-      const int64_t seen = done;
-      const size_t evals_left = evals.size();
-      const int signal_seen = stop_signal;
-      const auto woken = [&] {
-        return done != seen || evals.size() != evals_left || !failure.ok() || stop_signal != signal_seen;
-      };
-      if (!stepped.wait_for(lock, kProgressEvery, woken) && lead && done < submitted) {
-        // a long step: how far its rollouts are
-        const int64_t per_step = config.rollout.prompts_per_step / rank.world * config.rollout.samples_per_prompt;
-        const int64_t of_done = std::max<int64_t>(0, rollouts_finished - (done - first_step) * per_step);
-        err << "torl train: step " << done + 1 << " in flight: " << std::min(of_done, per_step) << " of " << per_step
-            << " rollouts finished" << (submitted > done + 1 ? " (and later steps started)" : "") << std::endl;
-      }
+      pipeline.submit(std::move(jobs));
+    };
+    actions.stop = [&] {
+      if (endpoint) endpoint->stopping();
+    };
+    actions.quiet = [&](int64_t done, int64_t submitted) {  // a long step: how far its rollouts are
+      if (!lead) return;
+      const int64_t per_step = config.rollout.prompts_per_step / rank.world * config.rollout.samples_per_prompt;
+      const int64_t of_done = std::max<int64_t>(0, rollouts_finished - (done - first_step) * per_step);
+      err << "torl train: step " << done + 1 << " in flight: " << std::min(of_done, per_step) << " of " << per_step
+          << " rollouts finished" << (submitted > done + 1 ? " (and later steps started)" : "") << std::endl;
+    };
+    ended = run.run();
+    {
+      std::lock_guard lock(signal_mutex);
+      control = nullptr;
     }
-    lock.unlock();
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
   }
   if (trace) {
     if (Status s = trace->close(); !s.ok()) err << "torl train: " << s.message() << "\n";
   }
-  if (!failure.ok()) {
-    err << "torl train: " << failure.message() << "\n";
+  const int64_t done = ended.done, checkpointed = ended.checkpointed;
+  if (!ended.failure.ok()) {
+    err << "torl train: " << ended.failure.message() << "\n";
     if (lead && checkpointed > 0) {
       err << "torl train: the last checkpoint, of step " << checkpointed << ", is in " << (run_dir / "checkpoints").string()
           << "; continue with --resume\n";
@@ -451,10 +434,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
     if (checkpointed != done) {
       if (Status s = write_checkpoint_at(done); !s.ok()) return err << "torl train: " << s.message() << "\n", kExitFailed;
     }
-    const char* signal_name = [&] {
-      std::lock_guard lock(mutex);
-      return stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
-    }();
+    const char* signal_name = ended.stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
     if (done == first_step) {
       err << "torl train: stopped by " << signal_name << " before its first step; nothing new to save\n";
       return kExitOk;
