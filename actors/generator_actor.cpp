@@ -94,7 +94,8 @@ void hand_over(Self self) {
 void schedule_step(Self self) {
   GeneratorState& s = self->state;
   s.setup.metrics->on_occupancy(s.setup.index, s.engine->running(), static_cast<int64_t>(s.queued.size()),
-                                static_cast<int64_t>(s.paused.size() - s.held.size()));
+                                static_cast<int64_t>(s.paused.size() - s.held.size()),
+                                static_cast<int64_t>(s.held.size()));
   // rounds: while stops of this round are with the interceptor, nothing decodes
   const bool waiting = rounds(s) && s.paused.size() > s.held.size();
   if (s.step_scheduled || waiting || s.engine->running() == 0) return;

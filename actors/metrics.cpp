@@ -14,10 +14,11 @@ void PipelineMetrics::on_step(int generator, double busy_ms, int64_t sampled_tok
   counts_.generated_tokens += static_cast<uint64_t>(sampled_tokens);
 }
 
-void PipelineMetrics::on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused) {
+void PipelineMetrics::on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused, int64_t held) {
   std::lock_guard lock(mutex_);
   occupancy_[static_cast<size_t>(generator)] = {decoding, queued, paused};
   counts_.max_paused_per_generator = std::max(counts_.max_paused_per_generator, paused);
+  counts_.max_held_per_generator = std::max(counts_.max_held_per_generator, held);
 }
 
 void PipelineMetrics::on_tool_call_started() {
@@ -80,6 +81,7 @@ Json MetricsSnapshot::to_json() const {
           {"generator/tokens", generated_tokens},
           {"generator/tokens_per_s", tokens_per_s},
           {"generator/max_paused", max_paused_per_generator},
+          {"generator/max_held", max_held_per_generator},
           {"tool/calls", tool_calls},
           {"tool/errors", tool_errors},
           {"tool/void_calls", void_calls},

@@ -32,6 +32,7 @@ struct MetricsSnapshot {
   int64_t tool_calls_in_flight = 0;    // now
   int64_t max_tool_calls_in_flight = 0;
   int64_t max_paused_per_generator = 0;  // most paused sequences one generator had with the interceptor
+  int64_t max_held_per_generator = 0;    // most it held back: async, as tool.max_pending were out; rounds, till the round ended
   // now, summed over the generators: sequences in the decode batch, jobs waiting for a slot,
   // sequences paused with the interceptor (tool calls and finished ones being scored)
   int64_t decoding_sequences = 0, queued_jobs = 0, paused_sequences = 0;
@@ -53,7 +54,8 @@ class PipelineMetrics {
 
   void on_step(int generator, double busy_ms, int64_t sampled_tokens);
   // A generator's sequences after it handed stops over: decoding, queued jobs, paused with the interceptor.
-  void on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused);
+  // `held`: paused sequences the generator keeps back because tool.max_pending are with the interceptor.
+  void on_occupancy(int generator, int64_t decoding, int64_t queued, int64_t paused, int64_t held = 0);
   void on_tool_call_started();
   void on_tool_call_finished(double latency_ms, double queue_ms, bool failed);
   void on_void_call();

@@ -47,4 +47,38 @@ struct RolloutBenchResult {
 Expected<RolloutBenchResult> run_rollout_bench(const RolloutBenchOptions& options,
                                                const std::function<void(const std::string&)>& progress);
 
+// Gradient steps overlapping rollouts (`torl train bench --modelled`): steps of a training run whose
+// rollouts go through the real pipeline (modelled accelerator, scripted text, the real sandbox pool
+// behind a delay) and whose learner is modelled too (each update sleeps learner_ms), under the run's
+// own control (TrainingRun: the staleness gate). At max_staleness 0 a step takes rollout + update; at
+// 1 the next step's rollouts run during the update, so it should take max(rollout, update). Then
+// backpressure: rollouts alone (no update) with tool.max_pending below the calls a decode batch makes.
+struct OverlapBenchOptions {
+  config::Config config;  // rollout.prompts_per_step, samples_per_prompt, max_batch; tool; reward
+  model::ForwardCost forward;
+  double learner_ms = -1;  // a modelled update; < 0: the median rollout time of a step at max_staleness 0
+  int64_t steps = 4;       // per run (>= 3: the first step fills the pipeline)
+  int64_t repeats = 3;     // runs of each setting, interleaved; medians reported
+  int low_ms = 50, high_ms = 500;
+  std::vector<int> max_pending = {2, 8};  // the backpressure settings
+};
+
+struct OverlapRow {
+  int64_t max_staleness = 0;
+  int max_pending = 0;
+  double step_s = 0;     // the median run's step time: the median time from one update's end to the next
+  double rollout_s = 0;  // that run's median time from a step's submission to its last trajectory
+  MetricsSnapshot run;   // that run's pipeline gauges
+  int64_t max_held = 0;  // most paused sequences held at a generator because max_pending were out
+};
+
+struct OverlapBenchResult {
+  double rollout_s = 0, learner_s = 0;  // what the comparison is made with (medians at staleness 0)
+  std::vector<OverlapRow> overlap;       // max_staleness 0, then 1 (tool.max_pending as configured)
+  std::vector<OverlapRow> backpressure;  // rollouts alone, one row per options.max_pending
+};
+
+Expected<OverlapBenchResult> run_overlap_bench(const OverlapBenchOptions& options,
+                                               const std::function<void(const std::string&)>& progress);
+
 }  // namespace torl::actors

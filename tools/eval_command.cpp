@@ -205,7 +205,7 @@ int bench(const std::string& file, const std::vector<std::string>& sets, actors:
           const std::string& latency, const std::string& forward_ms, bool modelled, std::ostream& out,
           std::ostream& err) {
   if (!file.empty() || !sets.empty()) {
-    auto loaded = load_run_config(file, sets);
+    auto loaded = load_bench_config(file, sets);
     if (!loaded) return err << "torl eval bench: " << loaded.status().message() << "\n", kExitUsage;
     options.config = *loaded;
   }

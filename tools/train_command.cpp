@@ -21,6 +21,7 @@
 
 #include "actors/learner_actor.hpp"
 #include "actors/pipeline.hpp"
+#include "actors/rollout_bench.hpp"
 #include "actors/training_run.hpp"
 #include "actors/trace.hpp"
 #include "actors/train_data.hpp"
@@ -55,6 +56,8 @@ constexpr std::string_view kUsage =
     "usage: torl train CONFIG [--set KEY=VALUE]... [--resume] [--nproc N]\n"
     "       torl train CONFIG [--set KEY=VALUE]... --plan [--device-memory GIB] [--model-config FILE]\n"
     "       torl train bench [--sequences B] [--length T] [--vocabulary V] [--repeat R]\n"
+    "       torl train bench --modelled [--config FILE] [--set ...] [--forward-ms F,T,C] [--learner-ms MS]\n"
+    "                        [--steps N] [--repeat R] [--latency-ms LO-HI]\n"
     "\n"
     "--plan prints the memory each learner process (with its generators) will need for this config,\n"
     "item by item, without loading weights (from model.path/config.json, or --model-config FILE, e.g.\n"
@@ -63,6 +66,12 @@ constexpr std::string_view kUsage =
     "(default 8 x 2048, vocabulary 32768) on the CPU with gradient checkpointing and logits chunking off\n"
     "and on: step time and peak resident memory (medians of R runs each, interleaved), beside --plan's\n"
     "estimate for the same settings.\n"
+    "bench --modelled measures whether gradient steps overlap rollouts: N-step runs (default 4) whose\n"
+    "rollouts go through the real pipeline and sandbox pool (plus a LO-HI ms delay, default 50-500) on a\n"
+    "modelled accelerator (each forward sleeps F + T x new tokens + C x cached tokens ms; default\n"
+    "4.2,0.013,0, Qwen2.5-1.5B on an H200) and whose updates sleep MS (default: as long as a step's\n"
+    "rollouts), at max_staleness 0 and 1, beside rollout + update and max(rollout, update); then\n"
+    "backpressure: rollouts alone with tool.max_pending 2 and 8. Medians of R runs (default 3).\n"
     "\n"
     "Trains the model of model.path with GRPO on data.train_files for train.steps steps, with the tool\n"
     "loop of tool.* in every rollout. The run folder is run.output_dir/run.name: metrics.jsonl (one line a\n"
@@ -366,7 +375,6 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
       << config.algorithm.max_staleness << (rank.world > 1 ? ", " + std::to_string(rank.world) + " learner processes" : "")
       << "; run folder " << run_dir.string() << "\n";
-  actors::RunState ended;
   {
     caf::actor_system_config system_config;
     system_config.set("logger.verbosity", caf::atom("quiet"));
@@ -410,7 +418,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       err << "torl train: step " << done + 1 << " in flight: " << std::min(of_done, per_step) << " of " << per_step
           << " rollouts finished" << (submitted > done + 1 ? " (and later steps started)" : "") << std::endl;
     };
-    ended = run.run();
+    run.run();
     {
       std::lock_guard lock(signal_mutex);
       control = nullptr;
@@ -420,6 +428,8 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   if (trace) {
     if (Status s = trace->close(); !s.ok()) err << "torl train: " << s.message() << "\n";
   }
+  // Read once every actor is gone: a step whose update finished while the run was ending counts.
+  const actors::RunState ended = run.state();
   const int64_t done = ended.done, checkpointed = ended.checkpointed;
   if (!ended.failure.ok()) {
     err << "torl train: " << ended.failure.message() << "\n";
@@ -546,7 +556,80 @@ int plan(const std::string& file, const std::vector<std::string>& sets, const st
   return kExitOk;
 }
 
+// torl train bench --modelled: the overlap of gradient steps and rollouts, and backpressure.
+int overlap_bench(const Args& args, std::ostream& out, std::ostream& err) {
+  std::string file, latency = "50-500", forward_ms, learner_ms;
+  std::vector<std::string> sets;
+  long steps = 4, repeat = 3;
+  ArgReader reader(args);
+  while (!reader.done()) {
+    if (reader.flag("--modelled")) continue;
+    if (reader.value("--config", file) || reader.values("--set", sets) || reader.value("--latency-ms", latency) ||
+        reader.value("--forward-ms", forward_ms) || reader.value("--learner-ms", learner_ms) ||
+        reader.integer("--steps", steps) || reader.integer("--repeat", repeat)) {
+      continue;
+    }
+    reader.fail("unexpected argument '" + reader.peek() + "'");
+  }
+  if (!reader.error().empty()) return usage_error(err, reader.error());
+  actors::OverlapBenchOptions options;
+  if (!file.empty() || !sets.empty()) {
+    auto loaded = load_bench_config(file, sets);
+    if (!loaded) return err << "torl train bench: " << loaded.status().message() << "\n", kExitUsage;
+    options.config = *loaded;
+  }
+  if (std::sscanf(latency.c_str(), "%d-%d", &options.low_ms, &options.high_ms) != 2 || options.low_ms < 0 ||
+      options.high_ms < options.low_ms) {
+    return usage_error(err, "--latency-ms must be LO-HI in milliseconds (got '" + latency + "')");
+  }
+  auto cost = forward_ms.empty() ? Expected<model::ForwardCost>(model::ForwardCost::h200_qwen_1_5b())
+                                 : model::ForwardCost::parse(forward_ms);
+  if (!cost) return usage_error(err, "--forward-ms: " + cost.status().message());
+  options.forward = *cost;
+  if (!learner_ms.empty()) {
+    char* end = nullptr;
+    options.learner_ms = std::strtod(learner_ms.c_str(), &end);
+    if (*end != '\0' || !(options.learner_ms >= 0) || !std::isfinite(options.learner_ms)) {
+      return usage_error(err, "--learner-ms must be a number of milliseconds >= 0 (got '" + learner_ms + "')");
+    }
+  }
+  if (steps < 3 || steps > 1000 || repeat < 1 || repeat > 100) {  // 3: two steps after the one that fills the pipe
+    return usage_error(err, "--steps must be in [3, 1000] and --repeat in [1, 100]");
+  }
+  options.steps = steps, options.repeats = repeat;
+  const config::Config& c = options.config;
+  err << "torl train bench: " << steps << "-step runs of " << c.rollout.prompts_per_step << " prompts x "
+      << c.rollout.samples_per_prompt << " samples, C = " << c.tool.max_calls << ", max_batch " << c.rollout.max_batch
+      << "; a forward = " << options.forward.to_string() << " (sleeping, no CPU); sandbox delay " << options.low_ms
+      << "-" << options.high_ms << " ms + the real pool (" << c.tool.workers << " workers)\n";
+  const auto result = actors::run_overlap_bench(options, [&](const std::string& line) {
+    err << "torl train bench: " << line << "\n";
+  });
+  if (!result) return err << "torl train bench: " << result.status().message() << "\n", kExitFailed;
+  const double sum = result->rollout_s + result->learner_s, most = std::max(result->rollout_s, result->learner_s);
+  out << std::fixed << std::setprecision(2) << "rollout " << result->rollout_s << " s a step, update "
+      << result->learner_s << " s: sum " << sum << " s, max " << most << " s; medians of " << repeat << " runs\n\n"
+      << "| max_staleness | step s | vs sum | vs max | trajectories/s | generator busy |\n"
+      << "|---|---|---|---|---|---|\n";
+  for (const auto& row : result->overlap) {
+    out << "| " << row.max_staleness << " | " << row.step_s << " | " << row.step_s / sum << " | " << row.step_s / most
+        << " | " << row.run.trajectories_per_s << " | " << row.run.generator_busy_fraction << " |\n";
+  }
+  const int64_t per_step = static_cast<int64_t>(c.rollout.prompts_per_step) * c.rollout.samples_per_prompt;
+  out << "\nbackpressure, rollouts alone (a decode batch of " << c.rollout.max_batch << " wants up to that many calls):\n\n"
+      << "| tool.max_pending | rollout s a step | trajectories/s | tool calls in flight, max | paused, max | "
+         "held back, max |\n"
+      << "|---|---|---|---|---|---|\n";
+  for (const auto& row : result->backpressure) {
+    out << "| " << row.max_pending << " | " << row.rollout_s << " | " << static_cast<double>(per_step) / row.rollout_s
+        << " | " << row.run.max_tool_calls_in_flight << " | " << row.run.max_paused_per_generator << " | "
+        << row.max_held << " |\n";
+  }
+  return kExitOk;
+}
+
 int bench(const Args& args, std::ostream& out, std::ostream& err) {
+  if (std::find(args.begin(), args.end(), "--modelled") != args.end()) return overlap_bench(args, out, err);
   model::TrainBenchShape shape;
   long sequences = shape.sequences, length = shape.length, vocabulary = shape.vocabulary, repeat = 1;
   ArgReader reader(args);
