@@ -204,20 +204,12 @@ int eval(const std::string& file, const std::vector<std::string>& sets, std::str
 int bench(const std::string& file, const std::vector<std::string>& sets, actors::RolloutBenchOptions options,
           const std::string& latency, const std::string& forward_ms, bool modelled, std::ostream& out,
           std::ostream& err) {
-  if (!file.empty() || !sets.empty()) {
-    auto loaded = load_bench_config(file, sets);
-    if (!loaded) return err << "torl eval bench: " << loaded.status().message() << "\n", kExitUsage;
-    options.config = *loaded;
-  }
-  if (std::sscanf(latency.c_str(), "%d-%d", &options.low_ms, &options.high_ms) != 2 || options.low_ms < 0 ||
-      options.high_ms < options.low_ms) {
-    return usage_error(err, "--latency-ms must be LO-HI in milliseconds (got '" + latency + "')");
-  }
+  auto flags = read_bench_flags(file, sets, latency, forward_ms);
+  if (!flags) return usage_error(err, flags.status().message());
+  options.config = flags->config;
+  options.low_ms = flags->low_ms, options.high_ms = flags->high_ms;
   if (modelled) {
-    auto cost = forward_ms.empty() ? Expected<model::ForwardCost>(model::ForwardCost::h200_qwen_1_5b())
-                                   : model::ForwardCost::parse(forward_ms);
-    if (!cost) return usage_error(err, "--forward-ms: " + cost.status().message());
-    options.modelled = *cost;
+    options.modelled = flags->forward;
   } else if (!forward_ms.empty()) {
     return usage_error(err, "--forward-ms goes with --modelled");
   }

@@ -10,6 +10,7 @@
 
 #include "common/status.hpp"
 #include "config/config.hpp"
+#include "model/modelled_lm.hpp"
 #include "model/tokenizer.hpp"
 
 namespace torl::tools {
@@ -18,6 +19,17 @@ Expected<config::Config> load_run_config(const std::string& file, const std::vec
 // The same for the benches, which use the rollout, tool and reward sections alone: model.path and the
 // data files are not required.
 Expected<config::Config> load_bench_config(const std::string& file, const std::vector<std::string>& sets);
+
+// The benches' shared flags: the config (--config and --set; the defaults when neither), the sandbox
+// delay "LO-HI" ms (--latency-ms) and the modelled forward's cost (--forward-ms; empty: the H200 default).
+// Errors name the flag.
+struct BenchFlags {
+  config::Config config;
+  int low_ms = 50, high_ms = 500;
+  model::ForwardCost forward;
+};
+Expected<BenchFlags> read_bench_flags(const std::string& file, const std::vector<std::string>& sets,
+                                      const std::string& latency, const std::string& forward_ms);
 
 // model.byte_level_tokenizer, else model.tokenizer, else the tokenizer.json in model.path. Errors start
 // with the key.

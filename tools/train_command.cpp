@@ -572,20 +572,12 @@ int overlap_bench(const Args& args, std::ostream& out, std::ostream& err) {
     reader.fail("unexpected argument '" + reader.peek() + "'");
   }
   if (!reader.error().empty()) return usage_error(err, reader.error());
+  auto flags = read_bench_flags(file, sets, latency, forward_ms);
+  if (!flags) return usage_error(err, flags.status().message());
   actors::OverlapBenchOptions options;
-  if (!file.empty() || !sets.empty()) {
-    auto loaded = load_bench_config(file, sets);
-    if (!loaded) return err << "torl train bench: " << loaded.status().message() << "\n", kExitUsage;
-    options.config = *loaded;
-  }
-  if (std::sscanf(latency.c_str(), "%d-%d", &options.low_ms, &options.high_ms) != 2 || options.low_ms < 0 ||
-      options.high_ms < options.low_ms) {
-    return usage_error(err, "--latency-ms must be LO-HI in milliseconds (got '" + latency + "')");
-  }
-  auto cost = forward_ms.empty() ? Expected<model::ForwardCost>(model::ForwardCost::h200_qwen_1_5b())
-                                 : model::ForwardCost::parse(forward_ms);
-  if (!cost) return usage_error(err, "--forward-ms: " + cost.status().message());
-  options.forward = *cost;
+  options.config = flags->config;
+  options.low_ms = flags->low_ms, options.high_ms = flags->high_ms;
+  options.forward = flags->forward;
   if (!learner_ms.empty()) {
     char* end = nullptr;
     options.learner_ms = std::strtod(learner_ms.c_str(), &end);
