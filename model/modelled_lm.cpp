@@ -51,6 +51,7 @@ torch::Tensor ModelledLm::extend(const std::vector<int64_t>& slots, const std::v
   std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
   ++forwards_;
   rows_ += static_cast<int64_t>(slots.size());
+  new_tokens_ += fresh;
   modelled_ms_ += ms;
   return torch::zeros({static_cast<int64_t>(slots.size()), vocabulary_});
 }

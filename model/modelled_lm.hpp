@@ -43,13 +43,14 @@ class ModelledLm : public CausalLm {
 
   int64_t forwards() const { return forwards_; }
   int64_t rows() const { return rows_; }            // rows over all forwards
+  int64_t new_tokens() const { return new_tokens_; }  // tokens fed over all forwards
   double modelled_s() const { return modelled_ms_ / 1000.0; }
 
  private:
   int64_t max_length_, vocabulary_;
   ForwardCost cost_;
   std::vector<int64_t> lengths_;
-  int64_t forwards_ = 0, rows_ = 0;
+  int64_t forwards_ = 0, rows_ = 0, new_tokens_ = 0;
   double modelled_ms_ = 0;
 };
 

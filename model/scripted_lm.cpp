@@ -13,8 +13,9 @@ void ScriptedLm::clear(int64_t slot) {
 }
 
 torch::Tensor ScriptedLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
-  torch::Tensor logits = inner_.extend(slots, tokens).to(torch::kFloat32).clone();  // [B, V]
-  logits.fill_(-1e4f);
+  const torch::Tensor computed = inner_.extend(slots, tokens);  // [B, V]
+  torch::Tensor logits = torch::full(computed.sizes(), -1e4f, torch::kFloat32);  // on the host, written in place
+  auto at = logits.accessor<float, 2>();
   for (size_t i = 0; i < slots.size(); ++i) {
     Cursor& cursor = cursors_[static_cast<size_t>(slots[i])];
     if (!cursor.script) {
@@ -23,9 +24,9 @@ torch::Tensor ScriptedLm::extend(const std::vector<int64_t>& slots, const std::v
     }
     const int64_t next = cursor.next < cursor.script->size() ? (*cursor.script)[cursor.next] : eos_;
     ++cursor.next;
-    logits[static_cast<int64_t>(i)][next] = 1e4f;
+    at[static_cast<int64_t>(i)][next] = 1e4f;
   }
-  return logits;
+  return logits.to(computed.device());
 }
 
 }  // namespace torl::model

@@ -24,6 +24,7 @@ TEST_SUITE("model") {
     CHECK(logits.sizes() == torch::IntArrayRef({2, 50}));
     CHECK(lm.forwards() == 2);
     CHECK(lm.rows() == 4);
+    CHECK(lm.new_tokens() == 6);
     CHECK(lm.modelled_s() == doctest::Approx((5.0 + 4.5) / 1000.0));
     // A truncated slot is charged for what it still holds.
     lm.truncate(0, 1);
