@@ -111,6 +111,7 @@ Expected<RolloutBenchResult> run_rollout_bench(const RolloutBenchOptions& option
   struct Run {
     MetricsSnapshot metrics;
     int64_t forwards = 0, rows = 0;
+    double late_s = 0;
   };
   // One pipeline run of the first n jobs; counts the right answers. Errors: an actor failed.
   const auto run = [&](config::RolloutMode mode, int calls, int64_t n, int64_t& correct) -> Expected<Run> {
@@ -155,6 +156,7 @@ Expected<RolloutBenchResult> run_rollout_bench(const RolloutBenchOptions& option
     out.metrics = metrics.snapshot();
     out.forwards = modelled ? modelled->forwards() : real->forwards();
     out.rows = modelled ? modelled->rows() : real->rows();
+    out.late_s = modelled ? modelled->late_s() : 0.0;
     return out;
   };
   int64_t correct = 0;
@@ -196,6 +198,7 @@ Expected<RolloutBenchResult> run_rollout_bench(const RolloutBenchOptions& option
       row.run = median.metrics;
       row.forwards_per_step = median.metrics.steps ? static_cast<double>(median.forwards) / median.metrics.steps : 0;
       row.rows_per_forward = median.forwards ? static_cast<double>(median.rows) / median.forwards : 0;
+      row.late_ms_per_forward = median.forwards ? median.late_s * 1000.0 / median.forwards : 0;
       row.vs_c0 = baseline > 0 ? median.metrics.trajectories_per_s / baseline : 0;
       result.rows.push_back(row);
     }

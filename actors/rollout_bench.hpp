@@ -33,6 +33,7 @@ struct RolloutBenchRow {
   MetricsSnapshot run;           // the median run by trajectories/s
   double forwards_per_step = 0;  // model forwards per engine step (of that run)
   double rows_per_forward = 0;
+  double late_ms_per_forward = 0;  // modelled: how late the forwards' sleeps woke, on average
   double vs_c0 = 0;              // trajectories/s over the same mode's at C = 0
 };
 

@@ -48,7 +48,9 @@ torch::Tensor ModelledLm::extend(const std::vector<int64_t>& slots, const std::v
     cached += length;
   }
   const double ms = cost_.ms(fresh, cached);
+  const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+  late_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() - ms;
   ++forwards_;
   rows_ += static_cast<int64_t>(slots.size());
   new_tokens_ += fresh;

@@ -45,13 +45,16 @@ class ModelledLm : public CausalLm {
   int64_t rows() const { return rows_; }            // rows over all forwards
   int64_t new_tokens() const { return new_tokens_; }  // tokens fed over all forwards
   double modelled_s() const { return modelled_ms_ / 1000.0; }
+  // How much longer the sleeps lasted than asked, in all: the thread woke late (a busy machine's
+  // scheduling), which a GPU's host thread would suffer too.
+  double late_s() const { return late_ms_ / 1000.0; }
 
  private:
   int64_t max_length_, vocabulary_;
   ForwardCost cost_;
   std::vector<int64_t> lengths_;
   int64_t forwards_ = 0, rows_ = 0, new_tokens_ = 0;
-  double modelled_ms_ = 0;
+  double modelled_ms_ = 0, late_ms_ = 0;
 };
 
 }  // namespace torl::model

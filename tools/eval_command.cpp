@@ -224,8 +224,9 @@ int bench(const std::string& file, const std::vector<std::string>& sets, actors:
   });
   if (!result) return err << "torl eval bench: " << result.status().message() << "\n", kExitFailed;
   out << "| mode | C | trajectories/s | generator busy | tokens/s | decode batch | forwards/step | rows/forward | "
-         "tool calls | tool p50 / p99 ms | vs C=0 |\n"
-      << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+         "tool calls | tool p50 / p99 ms | vs C=0 |"
+      << (modelled ? " woke late ms/forward |" : "") << "\n"
+      << "|---|---|---|---|---|---|---|---|---|---|---|" << (modelled ? "---|" : "") << "\n";
   for (const auto& row : result->rows) {
     const actors::MetricsSnapshot& s = row.run;
     out << "| " << (row.mode == config::RolloutMode::kAsync ? "async" : "rounds") << " | " << row.calls << " | "
@@ -234,7 +235,9 @@ int bench(const std::string& file, const std::vector<std::string>& sets, actors:
         << (s.steps ? static_cast<double>(s.generated_tokens) / static_cast<double>(s.steps) : 0.0) << " | "
         << std::setprecision(2) << row.forwards_per_step << " | " << std::setprecision(1) << row.rows_per_forward
         << " | " << std::setprecision(0) << s.tool_calls << " | " << s.tool_latency_p50_ms << " / "
-        << s.tool_latency_p99_ms << " | " << std::setprecision(2) << row.vs_c0 << " |" << std::endl;
+        << s.tool_latency_p99_ms << " | " << std::setprecision(2) << row.vs_c0 << " |";
+    if (modelled) out << " " << row.late_ms_per_forward << " |";
+    out << std::endl;
   }
   out << "(" << result->tokens_per_trajectory << " generated tokens per trajectory on average; medians of "
       << options.repeats << " run(s) each)\n";

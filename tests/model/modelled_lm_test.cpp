@@ -21,6 +21,7 @@ TEST_SUITE("model") {
     const torch::Tensor logits = lm.extend({0, 2}, {{5}, {6}});  // 2 new; 4 + 2 cached: 2 + 1 + 1.5 ms
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     CHECK(ms >= 4.5);  // a sleep lasts at least as long as asked
+    CHECK(lm.late_s() >= 0);
     CHECK(logits.sizes() == torch::IntArrayRef({2, 50}));
     CHECK(lm.forwards() == 2);
     CHECK(lm.rows() == 4);
