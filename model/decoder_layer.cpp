@@ -94,29 +94,25 @@ struct RecomputedLayer : torch::autograd::Function<RecomputedLayer> {
 DecoderLayerOutput decoder_layer(const DecoderLayerShape& shape, const Qwen2LayerWeights& w, const torch::Tensor& x,
                                  const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
                                  const torch::Tensor& keep, const torch::Tensor& past_k, const torch::Tensor& past_v) {
-  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t H = shape.heads, K = shape.kv_heads, D = shape.head_dim;
-
-  // Attention: x [B, T, C] -> q [B, H, T, D], k/v [B, K, T, D].
-  const auto h = rms_norm(x, w.input_norm, shape.rms_norm_eps);
-  auto q = torch::linear(h, w.q_w, w.q_b).view({B, T, H, D}).transpose(1, 2);
-  auto k = torch::linear(h, w.k_w, w.k_b).view({B, T, K, D}).transpose(1, 2);
-  auto v = torch::linear(h, w.v_w, w.v_b).view({B, T, K, D}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;  // cos/sin [B, 1, T, D]
-  k = k * cos + rotate_half(k) * sin;
-  if (past_k.defined()) {
-    k = torch::cat({past_k, k}, 2);
-    v = torch::cat({past_v, v}, 2);
-  }
-  const auto out = attention(q, k, v, mask) * keep;  // [B, H, T, D]
-  const auto attn = torch::linear(out.transpose(1, 2).reshape({B, T, H * D}), w.o_w, {});
-  const auto x1 = x + attn;
-
-  // SwiGLU MLP.
-  const auto h2 = rms_norm(x1, w.post_norm, shape.rms_norm_eps);
-  const auto gate = torch::silu(torch::linear(h2, w.gate_w, {}));  // [B, T, I]
-  const auto up = torch::linear(h2, w.up_w, {});
-  return {x1 + torch::linear(gate * up, w.down_w, {}), k, v};
+  // The B x T tokens laid end to end through the one layer function; attention per row of the batch,
+  // over its past, with q [B, H, T, D] and k/v [B, K, S, D].
+  const auto tokens = [&](const torch::Tensor& table) { return table.squeeze(1).reshape({B * T, D}); };  // [B, 1, T, D]
+  DecoderLayerOutput out;
+  out.x = decoder_layer_tokens(shape, w, x.reshape({B * T, C}), tokens(cos), tokens(sin),
+                               [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+                                 out.k = k.view({B, T, K, D}).transpose(1, 2);
+                                 out.v = v.view({B, T, K, D}).transpose(1, 2);
+                                 if (past_k.defined()) {
+                                   out.k = torch::cat({past_k, out.k}, 2);
+                                   out.v = torch::cat({past_v, out.v}, 2);
+                                 }
+                                 const auto o = attention(q.view({B, T, H, D}).transpose(1, 2), out.k, out.v, mask) * keep;
+                                 return o.transpose(1, 2).reshape({B * T, H * D});
+                               })
+              .view({B, T, C});
+  return out;
 }
 
 DecoderLayerOutput recomputed_decoder_layer(const DecoderLayerShape& shape, const Qwen2LayerWeights& w,

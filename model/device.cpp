@@ -81,14 +81,6 @@ int64_t peak_device_memory(torch::Device device) {
   return -1;
 }
 
-void reset_peak_memory(torch::Device device) {
-#ifdef TORL_WITH_CUDA
-  if (device.is_cuda() && torch::cuda::is_available()) {
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
-  }
-#endif
-}
-
 std::string runtime_summary() {
   std::string cuda = torch::cuda::is_available()
                          ? "CUDA with " + std::to_string(torch::cuda::device_count()) + " device(s)"

@@ -35,11 +35,9 @@ void make_deterministic();
 // Call once at start.
 void keep_freed_memory();
 
-// The most device memory this process's tensors have held on `device` (LibTorch's caching allocator:
-// allocated, not reserved) since the start or the last reset_peak_memory(); -1 on the CPU or in a
-// build without CUDA.
+// The most device memory this process's tensors have held on `device` since the start (LibTorch's
+// caching allocator: allocated, not reserved); -1 on the CPU or in a build without CUDA.
 int64_t peak_device_memory(torch::Device device);
-void reset_peak_memory(torch::Device device);
 
 // One line about the tensor runtime, e.g. "LibTorch 2.11.0, CUDA unavailable, 2 threads".
 std::string runtime_summary();

@@ -409,9 +409,7 @@ Qwen2Config bench_model_config(int64_t vocabulary, int64_t max_positions) {
 }
 
 Expected<Qwen2Model> random_bench_model(torch::Device device, torch::ScalarType dtype) {
-  const Qwen2Config config = bench_model_config();
-  torch::manual_seed(0);
-  return Qwen2Model::from_tensors(config, random_weights(config, torch::kFloat32), "random model", device, dtype);
+  return random_model(bench_model_config(), device, dtype);
 }
 
 Expected<Qwen2Model> random_model(const Qwen2Config& config, torch::Device device, torch::ScalarType dtype) {

@@ -155,17 +155,14 @@ torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std
       h[2 * S + s] = h[3 * S + s] = h[4 * S + s] = s;
       h[5 * S + s] = 1;
     }
-    std::vector<int64_t> picked;  // each row's slot: its row of the padded batch
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t slot = slots[static_cast<size_t>(row)];
       h[slot] = tokens[static_cast<size_t>(row)][0];
       h[S + slot] = length(row);
+      h[3 * S + row] = slot;  // the caller's row `row` is the padded batch's row `slot`
       h[5 * S + slot] = length(row) + 1;
-      picked.push_back(slot);
     }
-    const torch::Tensor hidden = run_padded(plan);  // [S, C], after the final norm
-    const torch::Tensor at = torch::tensor(picked, torch::kInt64).to(model_.device());
-    logits = model_.logits(hidden.index_select(0, at));
+    logits = model_.logits(run_padded(plan, rows));
   } else {
     StepPlan plan = plan_step(slots, tokens);
     const torch::Tensor meta =
@@ -227,7 +224,7 @@ Qwen2CausalLm::StepPlan Qwen2CausalLm::plan_step(const std::vector<int64_t>& slo
   return plan;
 }
 
-torch::Tensor Qwen2CausalLm::run_padded(const StepPlan& plan) {
+torch::Tensor Qwen2CausalLm::run_padded(const StepPlan& plan, int64_t rows) {
   torch::Tensor host = torch::from_blob(const_cast<int64_t*>(plan.host.data()), {static_cast<int64_t>(plan.host.size())},
                                         torch::kInt64);
 #ifdef TORL_WITH_CUDA
@@ -255,10 +252,11 @@ torch::Tensor Qwen2CausalLm::run_padded(const StepPlan& plan) {
     std::memcpy(graph->pinned.data_ptr<int64_t>(), plan.host.data(), plan.host.size() * sizeof(int64_t));
     graph->meta.copy_(graph->pinned, /*non_blocking=*/true);
     graph->graph.replay();
-    return graph->hidden;
+    return graph->hidden.index_select(0, graph->meta.narrow(0, 3 * plan.n, rows));
   }
 #endif
-  return hidden_states(plan, host.to(model_.device()));
+  const torch::Tensor meta = host.to(model_.device());
+  return hidden_states(plan, meta).index_select(0, meta.narrow(0, 3 * plan.n, rows));
 }
 
 torch::Tensor Qwen2CausalLm::hidden_states(const StepPlan& plan, const torch::Tensor& meta) {

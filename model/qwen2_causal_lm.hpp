@@ -54,8 +54,9 @@ class Qwen2CausalLm : public CausalLm {
   StepPlan plan_step(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) const;
   // The final hidden states [n, C] of the plan's tokens; `meta` is plan.host on the device.
   torch::Tensor hidden_states(const StepPlan& plan, const torch::Tensor& meta);
-  // A padded decode step: through its CUDA graph where there are graphs, else hidden_states.
-  torch::Tensor run_padded(const StepPlan& plan);
+  // A padded decode step, through its CUDA graph where there are graphs, else hidden_states: the final
+  // hidden states of the caller's first `rows` rows, whose padded rows the plan's "last" part names.
+  torch::Tensor run_padded(const StepPlan& plan, int64_t rows);
 
   const Qwen2Model& model_;
   int64_t max_length_;
