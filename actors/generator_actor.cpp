@@ -173,6 +173,10 @@ GeneratorApi::behavior_type generator_actor(Self self, GeneratorSetup setup) {
         admit(self);
         ask_for_work(self);
         schedule_step(self);
+        // the last sequence gone and none waiting: the learner's update may have the cache's memory
+        if (s.setup.free_cache_when_idle && live(s) == 0 && s.queued.empty() && s.setup.model->release_cache()) {
+          s.setup.metrics->on_cache_released();
+        }
       },
       [self](weights_atom, const WeightsUpdate& update) {
         GeneratorState& s = self->state;

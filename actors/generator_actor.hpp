@@ -44,6 +44,7 @@ struct GeneratorSetup {
   PipelineMetrics* metrics = nullptr;
   TraceRecorder* trace = nullptr;        // may be null
   int32_t first_version = 0;             // the policy version of the weights it starts with
+  bool free_cache_when_idle = false;     // rollout.cache_during_update: free
 };
 
 struct GeneratorState {

@@ -17,6 +17,14 @@ double now_ms() {
 
 void publish(Self self, int32_t version) {
   LearnerState& s = self->state;
+  if (s.setup.broadcast) {
+    const Status sent = s.setup.broadcast->send(version, s.setup.policy->named_parameters());
+    // closed: the run is ending and no generator needs the weights
+    if (!sent.ok() && !s.setup.broadcast->closed()) {
+      throw std::runtime_error("publishing the weights of version " + std::to_string(version) + ": " + sent.message());
+    }
+    return;
+  }
   auto snapshot = std::make_shared<model::TensorMap>();
   {
     torch::NoGradGuard no_grad;

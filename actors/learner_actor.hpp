@@ -15,6 +15,7 @@
 
 #include "actors/messages.hpp"
 #include "config/config.hpp"
+#include "model/data_parallel.hpp"
 #include "model/policy_trainer.hpp"
 
 namespace torl::actors {
@@ -34,7 +35,7 @@ struct StepReport {
   double mean_staleness = 0;
   double wait_ms = 0;                  // from the previous step's end until this batch was complete
   double train_ms = 0;                 // the optimizer step
-  double publish_ms = 0;               // snapshot of the weights sent to the generators
+  double publish_ms = 0;               // snapshot of the weights sent to the generators (or the broadcast)
   int64_t peak_device_bytes = -1;      // the most GPU memory held since the run began; -1 on the CPU
 };
 
@@ -42,6 +43,9 @@ struct LearnerSetup {
   model::PolicyTrainer* trainer = nullptr;   // owned by the caller; used only on the learner's thread
   model::Qwen2Model* policy = nullptr;       // the trainer's policy
   std::vector<GeneratorApi> generators;      // receive every new version
+  // rollout.placement separate: the new versions go to the generators' device through this (whose
+  // receiver hands them to the generators) instead of as a snapshot sent to `generators`
+  std::shared_ptr<model::WeightBroadcast> broadcast;
   int prompts_per_step = 1, samples_per_prompt = 1;  // of the whole step: job id / (P * n) is its step
   int groups_here = 1;                       // groups of a step this learner trains on (its data-parallel share)
   bool data_parallel = false;                // the trainer has ranks to meet in every step

@@ -36,6 +36,11 @@ void PipelineMetrics::on_tool_call_finished(double latency_ms, double queue_ms, 
   queue_ms_.push_back(queue_ms);
 }
 
+void PipelineMetrics::on_cache_released() {
+  std::lock_guard lock(mutex_);
+  ++counts_.cache_releases;
+}
+
 void PipelineMetrics::on_void_call() {
   std::lock_guard lock(mutex_);
   ++counts_.void_calls;
@@ -82,6 +87,7 @@ Json MetricsSnapshot::to_json() const {
           {"generator/tokens_per_s", tokens_per_s},
           {"generator/max_paused", max_paused_per_generator},
           {"generator/max_held", max_held_per_generator},
+          {"generator/cache_releases", cache_releases},
           {"tool/calls", tool_calls},
           {"tool/errors", tool_errors},
           {"tool/void_calls", void_calls},

@@ -37,6 +37,7 @@ struct MetricsSnapshot {
   // sequences paused with the interceptor (tool calls and finished ones being scored)
   int64_t decoding_sequences = 0, queued_jobs = 0, paused_sequences = 0;
   uint64_t tool_calls = 0, tool_errors = 0, void_calls = 0;
+  uint64_t cache_releases = 0;         // KV caches freed while idle (rollout.cache_during_update: free)
   double sandbox_queue_p50_ms = 0, sandbox_queue_p99_ms = 0;  // waiting for a worker
   double tool_latency_p50_ms = 0, tool_latency_p99_ms = 0;    // request to result
   uint64_t trajectories_finished = 0;
@@ -59,6 +60,7 @@ class PipelineMetrics {
   void on_tool_call_started();
   void on_tool_call_finished(double latency_ms, double queue_ms, bool failed);
   void on_void_call();
+  void on_cache_released();
   void on_trajectory_finished();
   // Elapsed time stops at the first call; later snapshots report the same window.
   void stop();

@@ -63,6 +63,7 @@ Pipeline::Pipeline(caf::actor_system& system, const PipelineSetup& setup, std::f
                              setup.tool.max_pending,
                              setup.rollout.max_response_tokens, driver_, interceptor_, setup.metrics, setup.trace,
                              setup.policy_version};
+    generator.free_cache_when_idle = setup.rollout.cache_during_update == config::CacheDuringUpdate::kFree;
     generators_.push_back(spawn_reporting(system, setup.detached, "generator-" + std::to_string(g), fault,
                                           generator_actor, std::move(generator)));
   }

@@ -63,6 +63,22 @@ constexpr auto enum_names(RolloutMode) {
   return std::array{std::pair{RolloutMode::kAsync, "async"}, std::pair{RolloutMode::kRounds, "rounds"}};
 }
 
+// Where the generators run (DESIGN.md §10). colocated: on each learner process's device, beside the
+// learner (veRL's hybrid engine); separate: on rollout.device, the weights broadcast to it after each
+// step (AReaL), so that with max_staleness >= 1 the update and the next rollouts run side by side.
+enum class Placement { kColocated, kSeparate };
+constexpr auto enum_names(Placement) {
+  return std::array{std::pair{Placement::kColocated, "colocated"}, std::pair{Placement::kSeparate, "separate"}};
+}
+
+// The generators' KV cache while the learner updates (colocated placement): kept allocated, or freed
+// whenever the generators have no sequence (as between the steps of an on-policy run), so the update
+// can use its memory; it is allocated again for the next rollouts.
+enum class CacheDuringUpdate { kKeep, kFree };
+constexpr auto enum_names(CacheDuringUpdate) {
+  return std::array{std::pair{CacheDuringUpdate::kKeep, "keep"}, std::pair{CacheDuringUpdate::kFree, "free"}};
+}
+
 enum class ToolBackend { kLocal, kSandboxFusion };
 constexpr auto enum_names(ToolBackend) {
   return std::array{std::pair{ToolBackend::kLocal, "local"},
@@ -192,6 +208,11 @@ struct RolloutConfig {
   double top_p = 1.0;              // nucleus sampling; 1 = off
   int top_k = 0;                   // 0 = off
   int generators = 1;              // generator actors (one per device)
+  Placement placement = Placement::kColocated;
+  // placement separate: the generators' device. "cuda": each process the GPU after the learners' GPUs
+  // on its machine (cuda:LOCAL_WORLD_SIZE + LOCAL_RANK); "cuda:N" or "cpu" as written.
+  std::string device;
+  CacheDuringUpdate cache_during_update = CacheDuringUpdate::kKeep;
 
   template <class V>
   void visit(V& v) {
@@ -204,6 +225,9 @@ struct RolloutConfig {
     v("top_p", top_p, {.min = 0, .max = 1, .min_open = true});
     v("top_k", top_k, {.min = 0});
     v("generators", generators, {.min = 1});
+    v("placement", placement);
+    v("device", device);
+    v("cache_during_update", cache_during_update);
   }
 };
 

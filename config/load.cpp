@@ -392,6 +392,19 @@ void check_consistency(const Config& config, Loader& loader) {
     loader.error(loader.origin_of("model.device"), "model.device",
                  "must be cpu, cuda or cuda:N (got '" + config.model.device + "')");
   }
+  if (config.rollout.placement == Placement::kSeparate && !std::regex_match(config.rollout.device, kDevice)) {
+    loader.error(loader.origin_of("rollout.device"), "rollout.device",
+                 "placement separate needs the generators' device: cpu, cuda or cuda:N (got '" + config.rollout.device + "')");
+  }
+  if (config.rollout.placement == Placement::kColocated && !config.rollout.device.empty()) {
+    loader.error(loader.origin_of("rollout.device"), "rollout.device",
+                 "is for rollout.placement: separate; colocated generators run on model.device (got '" +
+                     config.rollout.device + "')");
+  }
+  if (config.rollout.placement == Placement::kSeparate && config.rollout.cache_during_update == CacheDuringUpdate::kFree) {
+    loader.error(loader.origin_of("rollout.cache_during_update"), "rollout.cache_during_update",
+                 "free is for colocated placement: separate generators share no memory with the learner");
+  }
   if (config.model.dtype == DType::kFloat16 && config.model.device == "cpu") {
     loader.error(loader.origin_of("model.dtype"), "model.dtype",
                  "float16 needs a CUDA device; use float32 or bfloat16 on cpu");

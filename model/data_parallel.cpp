@@ -14,7 +14,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <thread>
+
+#include <c10/core/DeviceGuard.h>
+#include <torch/cuda.h>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -193,6 +199,7 @@ Expected<RankPlacement> rank_placement(const EnvLookup& lookup) {
   const char* world_name = torchrun ? "WORLD_SIZE" : "SLURM_NTASKS";
   const char* rank_name = torchrun ? "RANK" : "SLURM_PROCID";
   const char* local_name = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
+  const char* local_world_name = torchrun ? "LOCAL_WORLD_SIZE" : "SLURM_NTASKS_PER_NODE";
   auto world = number(world_name, 1, 1024);
   if (!world) return world.status();
   auto rank = number(rank_name, 0, *world - 1);
@@ -206,6 +213,12 @@ Expected<RankPlacement> rank_placement(const EnvLookup& lookup) {
     r.local_rank = *local;
   } else {
     r.local_rank = r.rank;  // one machine
+  }
+  r.local_world = r.world;  // one machine, unless told
+  if (lookup(local_world_name) != nullptr) {
+    auto local_world = number(local_world_name, r.local_rank + 1, *world);
+    if (!local_world) return local_world.status();
+    r.local_world = *local_world;
   }
   if (const char* addr = lookup("MASTER_ADDR")) r.master_addr = addr;
   if (lookup("MASTER_PORT") != nullptr || r.world > 1) {
@@ -227,6 +240,19 @@ Expected<torch::Device> rank_device(const std::string& name, const RankPlacement
   return resolve_device("cuda:" + std::to_string(rank.local_rank));
 }
 
+Expected<torch::Device> generator_device(const std::string& name, const RankPlacement& rank, int gpus) {
+  if (name != "cuda") return resolve_device(name);
+  const int index = rank.local_world + rank.local_rank;
+  if (index >= gpus) {
+    return Status(StatusCode::kUnavailable,
+                  "rank " + std::to_string(rank.rank) + " (local rank " + std::to_string(rank.local_rank) + " of " +
+                      std::to_string(rank.local_world) + ") generates on cuda:" + std::to_string(index) +
+                      " (after the learners' GPUs), but this machine has " + std::to_string(gpus) +
+                      " GPU(s): placement separate needs twice as many GPUs as learner processes on a machine");
+  }
+  return resolve_device("cuda:" + std::to_string(index));
+}
+
 Expected<std::shared_ptr<GradientSync>> make_rank_group(const RankPlacement& rank, torch::Device device,
                                                         std::chrono::milliseconds timeout) {
   uint16_t port = rank.master_port;
@@ -241,6 +267,163 @@ Expected<std::shared_ptr<GradientSync>> make_rank_group(const RankPlacement& ran
 #endif
   }
   return make_gloo_group(rank.rank, rank.world, rank.master_addr, port, timeout);
+}
+
+// ---- WeightBroadcast ----
+
+struct WeightBroadcast::Receiver {
+  std::thread thread;
+  std::chrono::milliseconds timeout{0};
+  std::mutex mutex;
+  std::condition_variable changed;
+  // guarded by mutex:
+  Status failure;         // why the receiver stopped early
+  int64_t delivered = 0;  // versions handed to `deliver`
+};
+
+Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMap& layout, torch::Device from,
+                                                                  torch::Device to, Deliver deliver,
+                                                                  std::chrono::milliseconds timeout) {
+  const std::string doing = "the weight broadcast from " + from.str() + " to " + to.str();
+  if (from.is_cuda() != to.is_cuda()) {
+    return invalid_argument(doing + ": the learner and the generators must both be on GPUs (NCCL) or both on the CPU (Gloo)");
+  }
+  if (from.is_cuda() && from.index() == to.index()) {
+    return invalid_argument(doing + ": one GPU for both; separate placement needs the generators on another GPU");
+  }
+#ifndef TORL_WITH_NCCL
+  if (from.is_cuda()) {
+    return Status(StatusCode::kUnimplemented, doing + " needs NCCL: this torl was built without it (cmake -DTORL_WITH_NCCL=ON)");
+  }
+#endif
+  const uint16_t port = free_loopback_port();
+  if (port == 0) return Status(StatusCode::kUnavailable, doing + ": no free port on 127.0.0.1 for the rendezvous");
+  const auto join = [from, port, timeout](int rank) -> Expected<std::shared_ptr<GradientSync>> {
+#ifdef TORL_WITH_NCCL
+    if (from.is_cuda()) return make_nccl_group(rank, 2, "127.0.0.1", port, timeout);
+#endif
+    return make_gloo_group(rank, 2, "127.0.0.1", port, timeout);
+  };
+
+  struct Slot {
+    std::string name;
+    std::vector<int64_t> sizes;
+    torch::ScalarType dtype;
+  };
+  std::vector<Slot> slots;
+  std::shared_ptr<WeightBroadcast> out(new WeightBroadcast);
+  for (const auto& [name, tensor] : layout) {
+    slots.push_back({name, tensor.sizes().vec(), tensor.scalar_type()});
+    out->names_.push_back(name);
+  }
+  out->from_ = from;
+  out->receiver_ = std::make_shared<Receiver>();
+  out->receiver_->timeout = timeout;
+  std::promise<Status> joined;
+  std::future<Status> receiver_joined = joined.get_future();
+  out->receiver_->thread = std::thread([receiver = out->receiver_, slots = std::move(slots), to, join,
+                                        deliver = std::move(deliver), joined = std::move(joined)]() mutable {
+    const c10::DeviceGuard on_device(to);
+    auto group = join(1);
+    joined.set_value(group.ok() ? Status{} : group.status());
+    if (!group.ok()) return;
+    const auto stop = [&](Status failure) {
+      std::lock_guard lock(receiver->mutex);
+      receiver->failure = std::move(failure);
+      receiver->changed.notify_all();
+    };
+    try {
+      for (;;) {
+        torch::Tensor header = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(to));
+        if (Status s = (*group)->broadcast_from_rank0({header}); !s.ok()) return stop(s);
+        const int64_t version = header.item<int64_t>();
+        if (version < 0) return;  // close()
+        auto weights = std::make_shared<TensorMap>();
+        std::vector<torch::Tensor> tensors;
+        for (const Slot& slot : slots) {
+          tensors.push_back(torch::empty(slot.sizes, torch::TensorOptions().dtype(slot.dtype).device(to)));
+          (*weights)[slot.name] = tensors.back();
+        }
+        if (Status s = (*group)->broadcast_from_rank0(tensors); !s.ok()) return stop(s);
+        if (to.is_cuda()) torch::cuda::synchronize(to.index());  // in place before another thread reads them
+        deliver(static_cast<int32_t>(version), std::move(weights));
+        std::lock_guard lock(receiver->mutex);
+        ++receiver->delivered;
+        receiver->changed.notify_all();
+      }
+    } catch (const std::exception& e) {
+      stop(Status(StatusCode::kInternal, "receiving weights on " + to.str() + ": " + error_text(e)));
+    }
+  });
+  auto group = join(0);
+  const Status receiver_status = receiver_joined.get();
+  if (!group.ok() || !receiver_status.ok()) {
+    out->receiver_->thread.join();
+    out->closed_ = true;
+    return (group.ok() ? receiver_status : group.status()).with_context(doing);
+  }
+  out->group_ = std::move(*group);
+  return out;
+}
+
+WeightBroadcast::~WeightBroadcast() { close(); }
+
+bool WeightBroadcast::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+Status WeightBroadcast::send_locked(int64_t version, const TensorMap* weights) {
+  {
+    std::lock_guard lock(receiver_->mutex);
+    if (!receiver_->failure.ok()) return receiver_->failure;
+  }
+  const c10::DeviceGuard on_device(from_);
+  torch::Tensor header = torch::full({1}, version, torch::TensorOptions().dtype(torch::kInt64).device(from_));
+  if (Status s = group_->broadcast_from_rank0({header}); !s.ok()) return s;
+  if (!weights) return {};
+  std::vector<torch::Tensor> tensors;
+  for (const std::string& name : names_) tensors.push_back(weights->at(name));
+  return group_->broadcast_from_rank0(tensors);
+}
+
+Status WeightBroadcast::send(int32_t version, const TensorMap& weights) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return Status(StatusCode::kAborted, "the weight broadcast is closed (the run is ending)");
+  // every name is checked before the first collective: a missing one would leave the receiver waiting
+  for (const std::string& name : names_) {
+    if (!weights.count(name)) return invalid_argument("sending weights: no tensor '" + name + "'");
+  }
+  if (Status s = send_locked(version, &weights); !s.ok()) return s;
+  // Delivered before this returns: whatever the caller does next (e.g. starting the next step's
+  // rollouts) comes after the generators were given this version.
+  ++sent_;
+  std::unique_lock delivered(receiver_->mutex);
+  const bool done = receiver_->changed.wait_for(delivered, receiver_->timeout, [&] {
+    return receiver_->delivered == sent_ || !receiver_->failure.ok();
+  });
+  if (!receiver_->failure.ok()) return receiver_->failure;
+  if (!done) return Status(StatusCode::kUnavailable, "sending weights: the receiver did not deliver version " + std::to_string(version) + " in time");
+  return {};
+}
+
+void WeightBroadcast::close() {
+  std::lock_guard lock(mutex_);
+  if (closed_) return;
+  closed_ = true;
+  bool failed = false;
+  {
+    std::lock_guard receiver_lock(receiver_->mutex);
+    failed = !receiver_->failure.ok();
+  }
+  // A receiver that stopped early is not waiting for the end; one that is waits in the header's broadcast.
+  if (!failed && !send_locked(-1, nullptr).ok()) failed = true;
+  if (failed) {
+    receiver_->thread.detach();  // it ends on its own (its group's timeout); its state is shared
+  } else {
+    receiver_->thread.join();
+  }
+  group_.reset();
 }
 
 }  // namespace torl::model

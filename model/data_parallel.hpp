@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "common/status.hpp"
+#include "model/safetensors.hpp"
 
 namespace torl::model {
 
@@ -31,6 +33,7 @@ struct RankPlacement {
   bool launched = false;  // a launcher set the variables: the ranks meet in a process group, also one alone
   int rank = 0, world = 1;
   int local_rank = 0;     // this process's index on its machine: its GPU
+  int local_world = 1;    // processes on its machine (LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE; else all)
   std::string master_addr = "127.0.0.1";
   uint16_t master_port = 0;
 };
@@ -45,6 +48,12 @@ Expected<RankPlacement> rank_placement(const EnvLookup& lookup);
 // choice, e.g. to test). Fails when the GPU is not there: "rank 3 (local rank 3) needs cuda:3, but
 // this machine has 2 GPUs". `gpus`: the visible GPU count.
 Expected<torch::Device> rank_device(const std::string& name, const RankPlacement& rank, int gpus);
+
+// The generators' device under rollout.placement: separate. "cuda" means the GPU after the learners'
+// GPUs on this machine, cuda:(local_world + local_rank): with 4 ranks on an 8-GPU machine, rank r
+// learns on cuda:r and generates on cuda:4+r. "cuda:N" and "cpu" are taken as written. Fails when the
+// GPU is not there: "rank 1 (local rank 1 of 4) generates on cuda:5, but this machine has 4 GPU(s)".
+Expected<torch::Device> generator_device(const std::string& name, const RankPlacement& rank, int gpus);
 
 class GradientSync {
  public:
@@ -87,5 +96,46 @@ Expected<std::shared_ptr<GradientSync>> make_nccl_group(
     int rank, int world_size, const std::string& master_addr, uint16_t master_port,
     std::chrono::milliseconds timeout = std::chrono::minutes(5));
 #endif
+
+// Weights from the learner to the generators of this process when they are on another device
+// (rollout.placement: separate): a c10d group of two ranks in this process, the caller (rank 0, the
+// learner's device) and a receiver thread on the generators' device (rank 1), NCCL when both are
+// CUDA devices, Gloo when both are the CPU. Each send() broadcasts a version number and then the
+// tensors, one flat buffer per dtype; the receiver puts them into fresh tensors of its own (nothing
+// the sender touches again) and hands them to `deliver`, on its thread, in the order sent.
+class WeightBroadcast {
+ public:
+  using Deliver = std::function<void(int32_t version, std::shared_ptr<const TensorMap> weights)>;
+
+  // `layout`: the names, shapes and dtypes the receiver allocates on `to` (e.g. the generators'
+  // model's parameters; only their shapes are read). Blocks until both ranks have joined. Errors: the
+  // devices mixed (a CPU and a GPU), one GPU for both (NCCL cannot), a failed rendezvous.
+  static Expected<std::shared_ptr<WeightBroadcast>> start(const TensorMap& layout, torch::Device from, torch::Device to,
+                                                          Deliver deliver,
+                                                          std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  ~WeightBroadcast();  // close()
+
+  // From any one thread at a time: `weights` has the layout's names, on `from`. Returns once the
+  // receiver has handed them to `deliver`; a receiver that failed makes it fail, and so does close().
+  Status send(int32_t version, const TensorMap& weights);
+
+  // Tells the receiver to stop, waits for it and drops `deliver` (an in-flight send finishes first).
+  // Later sends fail with "closed". Idempotent.
+  void close();
+  bool closed() const;
+
+ private:
+  struct Receiver;
+  WeightBroadcast() = default;
+  Status send_locked(int64_t version, const TensorMap* weights);
+
+  mutable std::mutex mutex_;             // send and close
+  bool closed_ = false;
+  std::shared_ptr<GradientSync> group_;  // rank 0's side
+  std::shared_ptr<Receiver> receiver_;
+  std::vector<std::string> names_;
+  torch::Device from_ = torch::kCPU;
+  int64_t sent_ = 0;  // guarded by mutex_
+};
 
 }  // namespace torl::model

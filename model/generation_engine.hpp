@@ -36,6 +36,10 @@ class CausalLm {
   virtual void clear(int64_t slot) = 0;
   // Forgets all but the first `length` tokens of a slot's cache (length <= what it holds).
   virtual void truncate(int64_t slot, int64_t length) = 0;
+  // Frees the cache's memory if no slot holds tokens, for another user of the device (the learner's
+  // update, rollout.cache_during_update: free); the next extend() allocates it again. Returns whether
+  // it freed anything; a model without a cache of its own has nothing to free.
+  virtual bool release_cache() { return false; }
 };
 
 struct GenerationRequest {

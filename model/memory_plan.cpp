@@ -75,11 +75,14 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   add("AdamW state", 2 * P * master, "two moments per master weight");
   if (in.reference) add("reference model", P * b, "frozen (algorithm.kl_coef > 0)");
-  if (in.generators > 0) {
+  const int64_t cache_bytes = in.generators * L * 2 * in.cache_slots * in.cache_length * KD * b;
+  const std::string cache_how = std::to_string(in.cache_slots) + " slots x " + std::to_string(in.cache_length) + " tokens";
+  if (in.generators > 0 && in.separate) {
+    add("weights broadcast", P * b, "one flat copy on its way to the generators' device");
+  } else if (in.generators > 0) {
     // the generators' weights, and the learner's snapshot of the new weights on its way to them
     add("generators' weights", (in.generators + 1) * P * b, std::to_string(in.generators) + " generator(s) + the published snapshot");
-    add("KV cache", in.generators * L * 2 * in.cache_slots * in.cache_length * KD * b,
-        std::to_string(in.cache_slots) + " slots x " + std::to_string(in.cache_length) + " tokens");
+    add("KV cache", cache_bytes, cache_how);
   }
   // What autograd keeps of one decoder layer per token (decoder_layer.cpp): each RMSNorm's float32
   // input, normalised and scaled outputs; q, k, v after RoPE and the attention output (SDPA); the
@@ -103,6 +106,27 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   add("logits", positions * V * (b + (in.logits_chunk > 0 ? 32 : 16)),
       std::to_string(positions) + " positions x " + std::to_string(V) +
           (in.logits_chunk > 0 ? " (train.logits_chunk)" : " (all at once: train.logits_chunk 0)"));
+  if (in.cache_freed && in.generators > 0 && !in.separate) {
+    // Freed while the update runs: the cache and the update's activations and logits take turns.
+    MemoryItem& cache = *std::find_if(plan.items.begin(), plan.items.end(), [](const auto& i) { return i.name == "KV cache"; });
+    const int64_t update = plan.bytes_of("activations") + plan.bytes_of("logits");
+    cache.bytes = std::max<int64_t>(0, cache_bytes - update);
+    cache.how = cache_how + ", freed for the update (rollout.cache_during_update): only what exceeds its activations and logits";
+  }
+  return plan;
+}
+
+MemoryPlan plan_generator_memory(const MemoryPlanInput& in) {
+  const Qwen2Config& c = in.model;
+  const int64_t b = static_cast<int64_t>(c10::elementSize(in.dtype));
+  const int64_t P = parameter_count(c);
+  MemoryPlan plan;
+  plan.items.push_back({"generators' weights", in.generators * P * b, std::to_string(in.generators) + " generator(s)"});
+  plan.items.push_back({"weights arriving", 2 * P * b, "the version received and its flat buffer"});
+  plan.items.push_back({"KV cache",
+                        in.generators * c.num_hidden_layers * 2 * in.cache_slots * in.cache_length *
+                            c.num_key_value_heads * c.head_dim() * b,
+                        std::to_string(in.cache_slots) + " slots x " + std::to_string(in.cache_length) + " tokens"});
   return plan;
 }
 

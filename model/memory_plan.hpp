@@ -28,6 +28,8 @@ struct MemoryPlanInput {
   int64_t generators = 0;                     // the generators' weights and KV caches on this device
   int64_t cache_slots = 0;                    // KV cache rows per generator
   int64_t cache_length = 0;                   // tokens per row
+  bool separate = false;     // rollout.placement separate: the generators on a device of their own
+  bool cache_freed = false;  // rollout.cache_during_update free: no KV cache while the update runs
 };
 
 struct MemoryItem {
@@ -45,7 +47,10 @@ struct MemoryPlan {
 // Parameters of a model of this shape (the embedding counted once when tied).
 int64_t parameter_count(const Qwen2Config& config);
 
+// The learner's device (with colocated generators, theirs too).
 MemoryPlan plan_memory(const MemoryPlanInput& input);
+// The generators' device under separate placement: their weights, the version arriving, the KV cache.
+MemoryPlan plan_generator_memory(const MemoryPlanInput& input);
 
 // "12.34 GiB" (three decimals below 0.1 GiB), as the plan's table writes sizes.
 std::string format_gib(int64_t bytes);

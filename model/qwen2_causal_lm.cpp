@@ -42,13 +42,26 @@ Qwen2CausalLm::~Qwen2CausalLm() = default;
 Qwen2CausalLm::Qwen2CausalLm(const Qwen2Model& model, int64_t max_slots, int64_t max_length)
     : model_(model), max_length_(max_length), lengths_(static_cast<size_t>(max_slots), 0),
       pad_decode_(model.device().is_cuda()), cuda_graphs_(model.device().is_cuda()) {
-  const auto& config = model.config();
-  const auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+  allocate_cache();
+}
+
+void Qwen2CausalLm::allocate_cache() {
+  const auto& config = model_.config();
+  const auto options = torch::TensorOptions().dtype(model_.dtype()).device(model_.device());
+  const int64_t slots = max_slots();
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     // One position past max_length: the scratch entry that idle slots of a padded decode batch write.
-    cache_.push_back({torch::zeros({max_slots, config.num_key_value_heads, max_length + 1, config.head_dim()}, options),
-                      torch::zeros({max_slots, config.num_key_value_heads, max_length + 1, config.head_dim()}, options)});
+    cache_.push_back({torch::zeros({slots, config.num_key_value_heads, max_length_ + 1, config.head_dim()}, options),
+                      torch::zeros({slots, config.num_key_value_heads, max_length_ + 1, config.head_dim()}, options)});
   }
+}
+
+bool Qwen2CausalLm::release_cache() {
+  if (cache_.empty() || std::any_of(lengths_.begin(), lengths_.end(), [](int64_t held) { return held > 0; })) return false;
+  graphs_.reset();  // they were captured on the cache's addresses
+  cache_.clear();
+  ++releases_;
+  return true;
 }
 
 Expected<std::unique_ptr<Qwen2CausalLm>> Qwen2CausalLm::create(const Qwen2Model& model, int64_t max_slots,
@@ -125,6 +138,7 @@ struct Qwen2CausalLm::StepPlan {
 torch::Tensor Qwen2CausalLm::extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) {
   TORL_CHECK(!slots.empty() && slots.size() == tokens.size(), "extend: one token list per slot");
   torch::NoGradGuard no_grad;
+  if (cache_.empty()) allocate_cache();  // released while idle (release_cache)
   const int64_t rows = static_cast<int64_t>(slots.size());
   const auto length = [&](int64_t row) { return lengths_[static_cast<size_t>(slots[static_cast<size_t>(row)])]; };
   const auto count = [&](int64_t row) { return static_cast<int64_t>(tokens[static_cast<size_t>(row)].size()); };

@@ -12,7 +12,8 @@
 // of the slots it spans (idle slots feed a dummy token into a scratch cache position), the keys to a
 // multiple of 256; so the steps have few shapes, and each shape's forward is captured once as a CUDA
 // graph (cuda_graphs) and replayed: one launch per step instead of ~50 per layer. Owned by the
-// engine's thread.
+// engine's thread. release_cache() frees the cache while no slot holds tokens (and the graphs, which
+// point into it); the next extend() allocates it again.
 #pragma once
 
 #include <memory>
@@ -39,6 +40,8 @@ class Qwen2CausalLm : public CausalLm {
   torch::Tensor extend(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& tokens) override;
   void clear(int64_t slot) override { lengths_[static_cast<size_t>(slot)] = 0; }
   void truncate(int64_t slot, int64_t length) override;
+  bool release_cache() override;
+  int64_t releases() const { return releases_; }  // times the cache was freed
 
   // Both on by default on CUDA, off on the CPU (where padding costs compute and graphs do not exist).
   // Padding alone (no graphs) gives the same logits as without; the tests check that on the CPU.
@@ -57,6 +60,7 @@ class Qwen2CausalLm : public CausalLm {
   // A padded decode step, through its CUDA graph where there are graphs, else hidden_states: the final
   // hidden states of the caller's first `rows` rows, whose padded rows the plan's "last" part names.
   torch::Tensor run_padded(const StepPlan& plan, int64_t rows);
+  void allocate_cache();
 
   const Qwen2Model& model_;
   int64_t max_length_;
@@ -64,7 +68,7 @@ class Qwen2CausalLm : public CausalLm {
   std::vector<int64_t> lengths_;  // tokens held by each slot
   bool pad_decode_ = false, cuda_graphs_ = false;
   std::unique_ptr<DecodeGraphs> graphs_;
-  int64_t graphs_captured_ = 0, forwards_ = 0, rows_ = 0;
+  int64_t graphs_captured_ = 0, forwards_ = 0, rows_ = 0, releases_ = 0;
 };
 
 }  // namespace torl::model

@@ -86,6 +86,14 @@ constexpr std::string_view kUsage =
     "srun (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, with MASTER_ADDR and MASTER_PORT set). A launched\n"
     "run of one rank meets in a group too. Rank 0 writes the metrics and the checkpoints.\n"
     "\n"
+    "Where generation runs: rollout.placement colocated (default) puts each process's generators on its\n"
+    "learner's device; rollout.cache_during_update: free then frees their KV cache whenever they are idle\n"
+    "(between the steps of an on-policy run), so the update can use that memory. rollout.placement\n"
+    "separate puts them on rollout.device (cuda: the GPU after the learners' GPUs, cuda:LOCAL_WORLD_SIZE +\n"
+    "LOCAL_RANK; or cuda:N, or cpu beside a cpu learner), and each step's weights are broadcast there\n"
+    "over NCCL (Gloo on the CPU); with algorithm.max_staleness >= 1 the update and the next rollouts then\n"
+    "run on different devices at once. --plan prints both devices' memory.\n"
+    "\n"
     "With train.eval_every > 0, rank 0 also rolls out data.eval_files (eval.* settings) at the start,\n"
     "every eval_every steps and at the end, through the same pipeline; one line each in RUN/eval.jsonl.\n"
     "The run ends with a table of the first and the last eval and RUN/plot.png (reward, accuracy and\n"
@@ -187,7 +195,12 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
   auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
   if (!policy) return err << "torl train: " << policy.status().message() << "\n", kExitFailed;
   policy->set_gradient_checkpointing(config.model.gradient_checkpointing);
-  auto sampler = model::Qwen2Model::load(weights_dir, *device, dtype);  // the generators' copy
+  // the generators' device: the learner's (colocated), or their own (separate)
+  auto generator_device = config.rollout.placement == config::Placement::kSeparate
+                              ? model::generator_device(config.rollout.device, rank, static_cast<int>(torch::cuda::device_count()))
+                              : device;
+  if (!generator_device) return err << "torl train: rollout.device: " << generator_device.status().message() << "\n", kExitUsage;
+  auto sampler = model::Qwen2Model::load(weights_dir, *generator_device, dtype);  // the generators' copy
   if (!sampler) return err << "torl train: " << sampler.status().message() << "\n", kExitFailed;
   std::optional<model::Qwen2Model> reference;
   if (config.algorithm.kl_coef > 0) {
@@ -374,6 +387,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       << config.rollout.prompts_per_step << " prompts x " << config.rollout.samples_per_prompt << " samples a step, "
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
       << config.algorithm.max_staleness << (rank.world > 1 ? ", " + std::to_string(rank.world) + " learner processes" : "")
+      << (config.rollout.placement == config::Placement::kSeparate ? ", generators on " + generator_device->str() : "")
       << "; run folder " << run_dir.string() << "\n";
   {
     caf::actor_system_config system_config;
@@ -395,6 +409,18 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       caf::anon_send(learner_actor, actors::finished_atom::value, std::move(t));
     });
     learner.generators = pipeline.generators();
+    if (config.rollout.placement == config::Placement::kSeparate) {  // new weights reach the generators' device over c10d
+      auto broadcast = model::WeightBroadcast::start(
+          sampler->named_parameters(), *device, *generator_device,
+          [generators = pipeline.generators()](int32_t version, std::shared_ptr<const model::TensorMap> weights) {
+            for (const auto& generator : generators) {
+              caf::anon_send(generator, actors::weights_atom::value, actors::WeightsUpdate{version, weights});
+            }
+          });
+      if (!broadcast) return err << "torl train: rollout.placement: " << broadcast.status().message() << "\n", kExitFailed;
+      learner.broadcast = *broadcast;
+    }
+    const std::shared_ptr<model::WeightBroadcast> broadcast = learner.broadcast;
     // moved: a handle left here would keep the generators alive and the system from shutting down
     learner_actor = actors::spawn_reporting(system, true, "learner", setup.on_fault, actors::learner_actor, std::move(learner));
 
@@ -423,6 +449,7 @@ int train(const std::string& file, const std::vector<std::string>& sets, bool re
       std::lock_guard lock(signal_mutex);
       control = nullptr;
     }
+    if (broadcast) broadcast->close();  // after an update in flight; it holds the generators' handles
     caf::anon_send_exit(learner_actor, caf::exit_reason::user_shutdown);
   }
   if (trace) {
@@ -485,6 +512,7 @@ int launch_ranks(const Args& args, int nproc, std::ostream& err) {
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       ::execv("/proc/self/exe", argv.data());
@@ -549,10 +577,16 @@ int plan(const std::string& file, const std::vector<std::string>& sets, const st
   in.generators = config->rollout.generators;
   in.cache_slots = actors::generator_slots(config->rollout, config->tool);
   in.cache_length = in.length + 1;
+  in.separate = config->rollout.placement == config::Placement::kSeparate;
+  in.cache_freed = config->rollout.cache_during_update == config::CacheDuringUpdate::kFree;
   out << "torl train --plan: " << config->run.name << ": " << json.string() << ", " << model::parameter_count(*shape)
       << " parameters in " << c10::toString(in.dtype) << (in.master_copy ? " with float32 masters" : "")
       << "; micro-batch " << in.sequences << " x " << in.length << " tokens; per learner process\n\n"
       << model::format_memory_plan(model::plan_memory(in), in, device_gib);
+  if (in.separate) {
+    out << "\nthe generators' device (rollout.placement separate, rollout.device " << config->rollout.device << ")\n\n"
+        << model::format_memory_plan(model::plan_generator_memory(in), in, device_gib);
+  }
   return kExitOk;
 }
 

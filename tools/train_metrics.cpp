@@ -71,6 +71,7 @@ Json step_line(const actors::StepReport& r, const BatchSums& b, const std::vecto
           {"time/publish_s", r.publish_ms / 1000.0},
           {"generator/busy_fraction", pipeline.generator_busy_fraction},
           {"generator/tokens_per_s", pipeline.tokens_per_s},
+          {"generator/cache_releases", pipeline.cache_releases},
           {"tool/latency_p50_ms", pipeline.tool_latency_p50_ms},
           {"tool/latency_p99_ms", pipeline.tool_latency_p99_ms},
           {"data/problems", problems}};

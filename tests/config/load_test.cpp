@@ -255,6 +255,23 @@ TEST_SUITE("config") {
               .errors.empty());
   }
 
+  TEST_CASE("rules across fields: placement separate needs rollout.device, colocated takes none") {
+    Workspace ws;
+    const auto file = ws.config("rollout:\n  placement: separate\n");
+    CHECK(messages(load_config(file).errors) ==
+          std::vector<std::string>{ws.where("run.yaml", 5) + ": rollout.device: placement separate needs the generators' "
+                                   "device: cpu, cuda or cuda:N (got '')"});
+    CHECK(messages(load_config(file, {.overrides = {"rollout.device=cuda:1", "rollout.cache_during_update=free"}}).errors) ==
+          std::vector<std::string>{"--set rollout.cache_during_update=free: rollout.cache_during_update: free is for "
+                                   "colocated placement: separate generators share no memory with the learner"});
+    CHECK(messages(load_config(file, {.overrides = {"rollout.placement=colocated", "rollout.device=cuda"}}).errors) ==
+          std::vector<std::string>{"--set rollout.device=cuda: rollout.device: is for rollout.placement: separate; "
+                                   "colocated generators run on model.device (got 'cuda')"});
+    CHECK(load_config(file, {.overrides = {"rollout.device=cuda"}}).errors.empty());
+    CHECK(load_config(file, {.overrides = {"rollout.placement=colocated", "rollout.cache_during_update=free"}})
+              .errors.empty());
+  }
+
   TEST_CASE("the printed config reads back to the same config") {
     Workspace ws;
     const auto first = load_config(ws.config("rollout:\n  temperature: 0.7\n  mode: rounds\n"

@@ -6,6 +6,7 @@
 #include "model/data_parallel.hpp"
 #include "model/device.hpp"
 #include "model/policy_trainer.hpp"
+#include "model/qwen2_causal_lm.hpp"
 #include "model/reference_check.hpp"
 #include "tests/model/policy_samples.hpp"
 
@@ -85,7 +86,58 @@ TEST_SUITE("model") {
     CHECK(differ < 0.05 * moved);
   }
 
+  TEST_CASE("on CUDA, decoding through CUDA graphs gives full forwards' logits, also after the cache was freed") {
+    if (skip_without_cuda()) return;
+    auto model = Qwen2Model::load(fixture("tiny-qwen2"), torch::Device(torch::kCUDA, 0), torch::kFloat32);
+    REQUIRE_MESSAGE(model.ok(), model.status().to_string());
+    Qwen2CausalLm lm(*model, 4, 64);
+    const auto full_last = [&](const std::vector<int64_t>& tokens) {
+      torch::NoGradGuard no_grad;
+      const int64_t n = static_cast<int64_t>(tokens.size());
+      const auto on = torch::TensorOptions().dtype(torch::kInt64).device(model->device());
+      const torch::Tensor ids = torch::tensor(tokens, on).view({1, n});
+      return model->forward(ids, torch::arange(n, on).view({1, n}), torch::ones({1, n}, on))[0][n - 1];
+    };
+    const auto decode = [&](int64_t slot, std::vector<int64_t> text) {
+      torch::Tensor logits = lm.extend({slot}, {text})[0];
+      for (int step = 0; step < 6; ++step) {
+        CHECK(torch::allclose(logits, full_last(text), 0, 1e-4));
+        const int64_t next = logits.argmax().item<int64_t>();
+        text.push_back(next);
+        logits = lm.extend({slot}, {{next}})[0];  // a padded decode step: a graph's replay
+      }
+    };
+    decode(0, {5, 17, 300, 42, 7});
+    const int64_t captured = lm.graphs_captured();
+    CHECK(captured > 0);
+    lm.clear(0);
+    REQUIRE(lm.release_cache());
+    decode(2, {9, 8, 7, 6});  // a new cache, new graphs captured over it
+    CHECK(lm.graphs_captured() > captured);
+  }
+
 #ifdef TORL_WITH_NCCL
+  TEST_CASE("with NCCL, weights broadcast from cuda:0 to cuda:1 arrive whole") {
+    if (skip_without_cuda()) return;
+    if (torch::cuda::device_count() < 2) {
+      MESSAGE("skipped: one GPU (separate placement needs two)");
+      return;
+    }
+    const auto on0 = torch::TensorOptions().device(torch::kCUDA, 0);
+    const TensorMap weights = {{"w", torch::randn({64, 32}, on0).to(torch::kBFloat16)}, {"b", torch::randn({7}, on0)}};
+    std::shared_ptr<const TensorMap> got;
+    auto broadcast = WeightBroadcast::start(weights, torch::Device(torch::kCUDA, 0), torch::Device(torch::kCUDA, 1),
+                                            [&](int32_t, std::shared_ptr<const TensorMap> w) { got = std::move(w); },
+                                            std::chrono::seconds(60));
+    REQUIRE_MESSAGE(broadcast.ok(), broadcast.status().to_string());
+    REQUIRE((*broadcast)->send(1, weights).ok());  // returns once delivered
+    REQUIRE(got != nullptr);
+    for (const auto& [name, tensor] : weights) {
+      CHECK(got->at(name).device() == torch::Device(torch::kCUDA, 1));
+      CHECK(torch::equal(got->at(name).cpu(), tensor.cpu()));
+    }
+  }
+
   TEST_CASE("with NCCL, a group of one rank on cuda:0 all-reduces and broadcasts in place") {
     if (skip_without_cuda()) return;
     const uint16_t port = free_loopback_port();

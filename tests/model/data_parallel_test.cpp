@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -285,6 +286,16 @@ TEST_SUITE("model") {
     CHECK(slurm->world == 4);
     CHECK(slurm->local_rank == 1);
 
+    CHECK(slurm->local_world == 4);  // one machine unless told
+
+    // the processes per machine: torchrun's LOCAL_WORLD_SIZE, Slurm's SLURM_NTASKS_PER_NODE
+    env = {{"RANK", "6"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "4"}, {"MASTER_PORT", "29500"}};
+    auto per_node = rank_placement(lookup);
+    REQUIRE_MESSAGE(per_node.ok(), per_node.status().to_string());
+    CHECK(per_node->local_world == 4);
+    env["LOCAL_WORLD_SIZE"] = "2";  // fewer than LOCAL_RANK + 1
+    CHECK(rank_placement(lookup).status().message() == "LOCAL_WORLD_SIZE must be an integer in [3, 8] (got '2')");
+
     env = {{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "1"}};
     CHECK(rank_placement(lookup).status().message() == "RANK must be an integer in [0, 1] (got '2')");
     env = {{"RANK", "0"}, {"WORLD_SIZE", "2"}};
@@ -307,6 +318,68 @@ TEST_SUITE("model") {
       REQUIRE(own.ok());
       CHECK(own->index() == 1);
     }
+  }
+
+  TEST_CASE("separate placement: rollout.device cuda is the GPU after the learners' GPUs on the machine") {
+    RankPlacement rank;
+    rank.launched = true;
+    rank.rank = 5, rank.world = 8, rank.local_rank = 1, rank.local_world = 4;
+    auto cpu = generator_device("cpu", rank, 0);
+    REQUIRE(cpu.ok());
+    CHECK(cpu->is_cpu());
+    auto missing = generator_device("cuda", rank, 4);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.status().message() ==
+          "rank 5 (local rank 1 of 4) generates on cuda:5 (after the learners' GPUs), but this machine has 4 GPU(s): "
+          "placement separate needs twice as many GPUs as learner processes on a machine");
+  }
+
+  TEST_CASE("weights broadcast to the generators' side arrive whole, in order, in tensors of their own") {
+    TensorMap weights = {{"a.weight", torch::randn({3, 4})}, {"b.bias", torch::randn({5}).to(torch::kBFloat16)}};
+    std::mutex mutex;
+    std::vector<std::pair<int32_t, std::shared_ptr<const TensorMap>>> received;
+    auto broadcast = WeightBroadcast::start(
+        weights, torch::kCPU, torch::kCPU,
+        [&](int32_t version, std::shared_ptr<const TensorMap> got) {
+          std::lock_guard lock(mutex);
+          received.emplace_back(version, std::move(got));
+        },
+        std::chrono::seconds(60));
+    REQUIRE_MESSAGE(broadcast.ok(), broadcast.status().to_string());
+    REQUIRE((*broadcast)->send(1, weights).ok());
+    const TensorMap first = {{"a.weight", weights["a.weight"].clone()}, {"b.bias", weights["b.bias"].clone()}};
+    weights["a.weight"].add_(1.0);  // the learner moves on; what was sent must not change with it
+    weights["b.bias"].mul_(2.0);
+    REQUIRE((*broadcast)->send(2, weights).ok());
+    CHECK((*broadcast)->send(3, {{"a.weight", weights["a.weight"]}}).message() == "sending weights: no tensor 'b.bias'");
+    (*broadcast)->close();  // waits for the receiver: everything sent has been delivered
+    CHECK((*broadcast)->closed());
+    CHECK((*broadcast)->send(4, weights).message() == "the weight broadcast is closed (the run is ending)");
+    REQUIRE(received.size() == 2);
+    CHECK(received[0].first == 1);
+    CHECK(received[1].first == 2);
+    for (const auto& [name, tensor] : first) {
+      const torch::Tensor& got1 = received[0].second->at(name);
+      CHECK((got1.scalar_type() == tensor.scalar_type()));
+      CHECK(torch::equal(got1, tensor));
+      CHECK(torch::equal(received[1].second->at(name), weights.at(name)));
+      CHECK(got1.data_ptr() != tensor.data_ptr());
+    }
+  }
+
+  TEST_CASE("a weight broadcast between a CPU and a GPU, or within one GPU, is refused with the reason") {
+    const TensorMap weights = {{"w", torch::zeros({2})}};
+    const auto ignore = [](int32_t, std::shared_ptr<const TensorMap>) {};
+    auto mixed = WeightBroadcast::start(weights, torch::kCPU, torch::Device("cuda:0"), ignore);
+    REQUIRE_FALSE(mixed.ok());
+    CHECK(mixed.status().message() ==
+          "the weight broadcast from cpu to cuda:0: the learner and the generators must both be on GPUs (NCCL) or both "
+          "on the CPU (Gloo)");
+    auto same = WeightBroadcast::start(weights, torch::Device("cuda:0"), torch::Device("cuda:0"), ignore);
+    REQUIRE_FALSE(same.ok());
+    CHECK(same.status().message() ==
+          "the weight broadcast from cuda:0 to cuda:0: one GPU for both; separate placement needs the generators on "
+          "another GPU");
   }
 
   TEST_CASE("the group of a launched rank is Gloo for CPU models, at world size 1 too") {

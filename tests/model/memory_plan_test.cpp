@@ -81,6 +81,34 @@ TEST_SUITE("model") {
     CHECK(plan.total() < 80 * kGiB);
   }
 
+  TEST_CASE("memory plan: separate placement moves the generators off the learner's device; a freed cache "
+            "takes turns with the update") {
+    const auto config = shape("qwen2.5-math-1.5b.json");
+    const int64_t P = parameter_count(config);
+    const auto in = bf16_run(config);
+    const auto colocated = plan_memory(in);
+    const int64_t cache = colocated.bytes_of("KV cache");
+    auto separate = in;
+    separate.separate = true;
+    const auto learner = plan_memory(separate);
+    CHECK(learner.bytes_of("KV cache") == 0);
+    CHECK(learner.bytes_of("generators' weights") == 0);
+    CHECK(learner.bytes_of("weights broadcast") == 2 * P);
+    CHECK(learner.total() == colocated.total() - cache - 2 * 2 * P + 2 * P);
+    const auto generators = plan_generator_memory(separate);
+    CHECK(generators.bytes_of("KV cache") == cache);
+    CHECK(generators.bytes_of("generators' weights") == 2 * P);
+
+    auto freed = in;
+    freed.cache_freed = true;
+    freed.cache_slots = 256;
+    const int64_t update = colocated.bytes_of("activations") + colocated.bytes_of("logits");
+    REQUIRE(2 * cache > update);  // 256 slots of 3473 tokens outweigh a checkpointed micro-batch
+    CHECK(plan_memory(freed).bytes_of("KV cache") == 2 * cache - update);
+    freed.cache_slots = 1;  // a small cache fits in the update's share entirely
+    CHECK(plan_memory(freed).bytes_of("KV cache") == 0);
+  }
+
   TEST_CASE("memory plan: a plan that does not fit names the settings that shrink it") {
     auto in = bf16_run(shape("qwen2.5-math-7b.json"));
     in.gradient_checkpointing = false;

@@ -219,6 +219,22 @@ TEST_SUITE("model") {
     text.push_back(11);
     CHECK(torch::allclose(lm.extend({0}, {{11}})[0], full_forward_last(model, text), 0, 1e-5));
   }
+
+  TEST_CASE("a cache freed while idle is allocated again and decodes as before; one in use is not freed") {
+    const Qwen2Model model = load_fixture("tiny-qwen2");
+    Qwen2CausalLm lm(model, 2, 64);
+    const std::vector<int64_t> text = {5, 17, 300, 42, 7};
+    lm.extend({1}, {text});
+    CHECK_FALSE(lm.release_cache());  // slot 1 holds tokens
+    lm.clear(1);
+    CHECK(lm.release_cache());
+    CHECK_FALSE(lm.release_cache());  // nothing left to free
+    CHECK(lm.releases() == 1);
+    // slot 0 this time, over a cache that was freed: what a full forward gives
+    const torch::Tensor after = lm.extend({0}, {text})[0];
+    CHECK(torch::allclose(after, full_forward_last(model, text), 0, 1e-5));
+    CHECK(torch::allclose(lm.extend({0}, {{11}})[0], full_forward_last(model, {5, 17, 300, 42, 7, 11}), 0, 1e-5));
+  }
 }
 
 }  // namespace

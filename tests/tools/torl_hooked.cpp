@@ -47,6 +47,7 @@ class FaultyLm final : public CausalLm {
   }
   void clear(int64_t slot) override { inner_.clear(slot); }
   void truncate(int64_t slot, int64_t length) override { inner_.truncate(slot, length); }
+  bool release_cache() override { return inner_.release_cache(); }
 
  private:
   CausalLm& inner_;

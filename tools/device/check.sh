@@ -13,8 +13,12 @@
 #   train     a random 1.5B-shape checkpoint; torl train --plan; two real GRPO steps with the sandbox
 #             (tools/device/train-1.5b-random.yaml); the step-2 checkpoint loaded by transformers and
 #             compared with torl's forward (hf_reference.py + torl model check, float32 and bfloat16);
-#             the run is launched as one rank (WORLD_SIZE=1), so its gradients go through NCCL
-#   cuda-tests  the test binaries' GPU cases: fixtures, updates equal to the CPU's, NCCL at world size 1
+#             the run is launched as one rank (WORLD_SIZE=1), so its gradients go through NCCL; torl's
+#             bf16 error against HF float32 beside HF bf16's own
+#   train-free  (after train) the two steps again with rollout.cache_during_update: free: the peak
+#   cuda-tests  the test binaries' GPU cases: fixtures, updates equal to the CPU's, decoding through CUDA
+#             graphs over a freed and reallocated cache, NCCL at world size 1 (and the weight broadcast
+#             between two GPUs where there are two)
 # Logs go to $OUT (one per stage); the summary ($OUT/summary.txt) is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -124,6 +128,33 @@ stage_train() {
       --dtype $dtype >>"$out/checkpoint.log" 2>&1
     say "checkpoint: torl model check cuda $dtype: exit $? | $(grep -E '^(PASS|FAIL)' "$out/checkpoint.log" | tail -3 | cut -c1-70 | paste -sd'|')"
   done
+  # bf16 against float32: torl's error beside HF's own (each bf16 forward against HF's float32 one)
+  "$torl" model check --model "$checkpoint" --reference /tmp/checkpoint-float32.safetensors --device cuda \
+    --dtype bfloat16 >>"$out/checkpoint.log" 2>&1
+  say "checkpoint: torl bf16 against HF float32: $(grep -E '^(PASS|FAIL) (logits|token)' "$out/checkpoint.log" | tail -2 | cut -c1-40 | paste -sd'|')"
+  python3 - /tmp/checkpoint-float32.safetensors /tmp/checkpoint-bfloat16.safetensors <<'PY' 2>&1 | tee -a "$out/checkpoint.log" "$summary"
+import sys
+from safetensors.torch import load_file
+f32, b16 = load_file(sys.argv[1]), load_file(sys.argv[2])
+real = f32["attention_mask"] != 0
+logits = (b16["logits"] - f32["logits"]).abs()[real].max().item()
+logprobs = (b16["token_logprobs"] - f32["token_logprobs"]).abs()[real[:, 1:] & real[:, :-1]].max().item()
+print(f"checkpoint: HF bf16 against HF float32: logits error {logits:.3g}, token log-probs {logprobs:.3g}")
+PY
+}
+
+# The two training steps again with the generators' KV cache freed while the update runs: the peak
+# beside the train stage's, and the plan's.
+stage_train-free() {
+  local train_config=tools/device/train-1.5b-random.yaml start
+  local python=(--set tool.python="$(command -v python3)")
+  "$torl" train $train_config "${python[@]}" --set rollout.cache_during_update=free --plan --device-memory 141 >"$out/train-free.log" 2>&1
+  say "train free: --plan: $(grep -E 'KV cache|total' "$out/train-free.log" | head -2 | cut -c1-60 | paste -sd'|')"
+  start=$(seconds)
+  RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 timeout 300 "$torl" train $train_config "${python[@]}" --set run.name=device-1.5b-free \
+    --set rollout.cache_during_update=free >>"$out/train-free.log" 2>&1
+  say "train free: 2 steps: exit $? in $(elapsed "$start") s | $(grep -E '^step [0-9]' "$out/train-free.log" | paste -sd'|')"
+  say "train free: $(grep -o '"generator/cache_releases":[0-9]*' /tmp/torl-runs/device-1.5b-free/metrics.jsonl | paste -sd' ')"
 }
 
 # The test cases that need a GPU (they skip on CPU machines): the fixtures, two updates against the
@@ -135,7 +166,7 @@ stage_cuda-tests() {
 
 for stage in "${stages[@]}"; do
   if ! declare -F "stage_$stage" >/dev/null; then
-    say "unknown stage '$stage' (build, fixtures, generate, train, cuda-tests)"
+    say "unknown stage '$stage' (build, fixtures, generate, train, train-free, cuda-tests)"
     exit 2
   fi
   "stage_$stage"
