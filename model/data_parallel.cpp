@@ -57,50 +57,100 @@ class ProcessGroupSync final : public GradientSync {
   int world_size() const override { return group_->getSize(); }
 
   Status all_reduce(const std::vector<torch::Tensor>& tensors, Op op) override {
-    c10d::AllreduceOptions options;
-    options.reduceOp = op == Op::kSum ? c10d::ReduceOp::SUM : c10d::ReduceOp::MAX;
-    return for_each_bucket("all-reduce", tensors, [&](std::vector<torch::Tensor>& bucket) {
-      group_->allreduce(bucket, options)->wait();
+    auto pending = start("all-reduce", tensors, [&](std::vector<torch::Tensor>& bucket) {
+      c10d::AllreduceOptions options;
+      options.reduceOp = op == Op::kSum ? c10d::ReduceOp::SUM : c10d::ReduceOp::MAX;
+      return group_->allreduce(bucket, options);
+    });
+    return pending.ok() ? (*pending)->finish() : pending.status();
+  }
+
+  Expected<std::unique_ptr<Pending>> start_all_reduce(const std::vector<torch::Tensor>& tensors) override {
+    return start("all-reduce", tensors, [&](std::vector<torch::Tensor>& bucket) {
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      return group_->allreduce(bucket, options);
     });
   }
 
   Status broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) override {
-    c10d::BroadcastOptions options;
-    options.rootRank = 0;
-    return for_each_bucket("broadcast", tensors, [&](std::vector<torch::Tensor>& bucket) {
-      group_->broadcast(bucket, options)->wait();
+    auto pending = start("broadcast", tensors, [&](std::vector<torch::Tensor>& bucket) {
+      c10d::BroadcastOptions options;
+      options.rootRank = 0;
+      return group_->broadcast(bucket, options);
     });
+    return pending.ok() ? (*pending)->finish() : pending.status();
   }
 
  private:
-  // Runs `collective` once per dtype on a flat copy of that dtype's tensors, then copies the result
-  // back. (A c10d call with several tensors means several local replicas of one tensor, not a list.)
+  // One collective per dtype on a flat copy of that dtype's tensors; finish() waits for them and
+  // copies the results back. (A c10d call with several tensors means several local replicas of one
+  // tensor, not a list.)
+  class Flat final : public Pending {
+   public:
+    struct Part {
+      c10::intrusive_ptr<c10d::Work> work;
+      std::vector<torch::Tensor> bucket;   // the flat buffer
+      std::vector<torch::Tensor> targets;  // the caller's tensors, in the buffer's order
+    };
+    Flat(const ProcessGroupSync& sync, const char* what) : sync_(sync), what_(what) {}
+    std::vector<Part> parts;
+
+    Status finish() override {
+      try {
+        torch::NoGradGuard no_grad;
+        for (Part& part : parts) {
+          part.work->wait();
+          int64_t offset = 0;
+          for (torch::Tensor& target : part.targets) {
+            const int64_t n = target.numel();
+            target.detach().copy_(part.bucket[0].narrow(0, offset, n).view(target.sizes()));
+            offset += n;
+          }
+        }
+        parts.clear();
+        return {};
+      } catch (const std::exception& e) {
+        return sync_.failed(what_, e);
+      }
+    }
+
+   private:
+    const ProcessGroupSync& sync_;
+    const char* what_;
+  };
+
+  Status failed(const char* what, const std::exception& e) const {
+    return Status(StatusCode::kUnavailable, std::string(what) + " over the " + group_->getBackendName() + " group (rank " +
+                                                std::to_string(rank()) + " of " + std::to_string(world_size()) +
+                                                "): " + error_text(e));
+  }
+
   template <class Collective>
-  Status for_each_bucket(const char* what, const std::vector<torch::Tensor>& tensors, Collective collective) {
+  Expected<std::unique_ptr<Pending>> start(const char* what, const std::vector<torch::Tensor>& tensors,
+                                           Collective collective) {
+    auto pending = std::make_unique<Flat>(*this, what);
     try {
       torch::NoGradGuard no_grad;
       std::map<torch::ScalarType, std::vector<size_t>> by_dtype;  // ordered: the same on every rank
       for (size_t i = 0; i < tensors.size(); ++i) by_dtype[tensors[i].scalar_type()].push_back(i);
       for (const auto& [dtype, indices] : by_dtype) {
+        Flat::Part part;
         std::vector<torch::Tensor> flat;
-        for (const size_t i : indices) flat.push_back(tensors[i].detach().reshape(-1));
-        std::vector<torch::Tensor> bucket = {torch::cat(flat)};
-        if (widen_halves_ && (dtype == torch::kBFloat16 || dtype == torch::kFloat16)) {
-          bucket[0] = bucket[0].to(torch::kFloat32);
-        }
-        collective(bucket);
-        int64_t offset = 0;
         for (const size_t i : indices) {
-          const int64_t n = tensors[i].numel();
-          tensors[i].detach().copy_(bucket[0].narrow(0, offset, n).view(tensors[i].sizes()));
-          offset += n;
+          flat.push_back(tensors[i].detach().reshape(-1));
+          part.targets.push_back(tensors[i]);
         }
+        part.bucket = {torch::cat(flat)};
+        if (widen_halves_ && (dtype == torch::kBFloat16 || dtype == torch::kFloat16)) {
+          part.bucket[0] = part.bucket[0].to(torch::kFloat32);
+        }
+        part.work = collective(part.bucket);
+        pending->parts.push_back(std::move(part));
       }
-      return {};
+      return std::unique_ptr<Pending>(std::move(pending));
     } catch (const std::exception& e) {
-      return Status(StatusCode::kUnavailable, std::string(what) + " over the " + group_->getBackendName() +
-                                                  " group (rank " + std::to_string(rank()) + " of " +
-                                                  std::to_string(world_size()) + "): " + error_text(e));
+      return failed(what, e);
     }
   }
 

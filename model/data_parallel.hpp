@@ -68,6 +68,16 @@ class GradientSync {
   // failure or timeout, e.g. a rank that died; the message says which collective.
   virtual Status all_reduce(const std::vector<torch::Tensor>& tensors, Op op = Op::kSum) = 0;
 
+  // The same sum, started and not waited for: it runs while the caller goes on (on NCCL's stream, or
+  // Gloo's thread), from flat copies taken now; finish() waits for it and writes the sums into the
+  // tensors, which must stay alive until then. Every rank starts the same collectives in the same order.
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    virtual Status finish() = 0;
+  };
+  virtual Expected<std::unique_ptr<Pending>> start_all_reduce(const std::vector<torch::Tensor>& tensors) = 0;
+
   // Overwrites each tensor, in place (also parameters that require grad), with rank 0's values.
   virtual Status broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) = 0;
 };

@@ -7,6 +7,9 @@
 #include <sstream>
 #include <string>
 
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include "model/device.hpp"
 #include "model/logprobs.hpp"
 
@@ -132,6 +135,127 @@ Status torch_error(const std::string& doing, const std::exception& e) {
 
 }  // namespace
 
+// Data parallel: the masters' gradients summed over the ranks in buckets of about bucket_bytes, in the
+// reverse of the parameters' order (roughly the order the backward produces them). A post-accumulate-
+// grad hook on each policy parameter moves its gradient into its master (mixed precision) and, during
+// the last micro-batch's backward, counts it ready; a bucket whose gradients are all ready is started at
+// once, while the backward goes on, and buckets start strictly in order, so every rank issues the same
+// collectives in the same order. What the backward did not start (a parameter without a gradient, a
+// rank with nothing to train on, a failure) finish() starts at the end with zeros, so no rank waits.
+class PolicyTrainer::GradientBuckets {
+ public:
+  GradientBuckets(std::vector<torch::Tensor> params, std::vector<torch::Tensor> masters, bool mixed, GradientSync& sync,
+                  int64_t bucket_bytes)
+      : params_(std::move(params)), masters_(std::move(masters)), mixed_(mixed), sync_(sync),
+        bucket_of_(masters_.size()), had_gradient_(masters_.size(), false) {
+    int64_t bytes = 0;
+    for (size_t k = masters_.size(); k-- > 0;) {
+      const int64_t size = masters_[k].numel() * static_cast<int64_t>(masters_[k].element_size());
+      if (buckets_.empty() || (bytes > 0 && bytes + size > bucket_bytes)) {
+        buckets_.emplace_back();
+        bytes = 0;
+      }
+      buckets_.back().push_back(k);
+      bucket_of_[k] = buckets_.size() - 1;
+      bytes += size;
+    }
+    waiting_.resize(buckets_.size());
+    reset();
+    for (size_t k = 0; k < params_.size(); ++k) {
+      torch::autograd::impl::set_post_acc_grad_hooks(params_[k], std::make_unique<Hook>(this, k));
+    }
+  }
+  ~GradientBuckets() {
+    for (const auto& p : params_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+  }
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
+
+  size_t buckets() const { return buckets_.size(); }
+  // Before each micro-batch's backward: `last` = its gradients complete this rank's share.
+  void begin(bool last) { syncing_ = last; }
+
+  // After the last backward, or a failure: starts the buckets not started yet, waits for all, and
+  // makes ready for the next step. had_gradient(k): whether master k had a gradient here.
+  Status finish() {
+    in_backward_ = static_cast<int64_t>(next_);
+    for (size_t b = next_; b < buckets_.size(); ++b) waiting_[b] = 0;
+    start_ready();
+    Status status = failure_;
+    for (auto& pending : pending_) {
+      if (Status s = pending->finish(); status.ok() && !s.ok()) status = s;
+    }
+    reset();
+    return status;
+  }
+  bool had_gradient(size_t k) const { return had_gradient_[k]; }
+  int64_t started_in_backward() const { return in_backward_; }  // by the last finish()
+
+ private:
+  struct Hook final : torch::autograd::PostAccumulateGradHook {
+    Hook(GradientBuckets* owner, size_t k) : owner(owner), k(k) {}
+    void operator()(const torch::autograd::Variable&) override { owner->accumulated(k); }
+    GradientBuckets* owner;
+    size_t k;
+  };
+
+  void reset() {
+    for (size_t b = 0; b < buckets_.size(); ++b) waiting_[b] = buckets_[b].size();
+    next_ = 0;
+    pending_.clear();
+    failure_ = Status();
+    syncing_ = false;
+  }
+
+  // The backward has added parameter k's gradient of this micro-batch into params_[k].grad.
+  void accumulated(size_t k) {
+    if (mixed_) {
+      torch::NoGradGuard no_grad;
+      auto& g = params_[k].mutable_grad();
+      auto& m = masters_[k].mutable_grad();
+      if (m.defined()) {
+        m.add_(g);
+      } else {
+        m = g.to(masters_[k].scalar_type());
+      }
+      g = torch::Tensor();  // the 16-bit gradient's memory is free again
+    }
+    if (!syncing_) return;
+    if (--waiting_[bucket_of_[k]] == 0) start_ready();
+  }
+
+  void start_ready() {
+    for (; next_ < buckets_.size() && waiting_[next_] == 0; ++next_) {
+      std::vector<torch::Tensor> grads;
+      for (const size_t k : buckets_[next_]) {
+        auto& grad = masters_[k].mutable_grad();
+        had_gradient_[k] = grad.defined();
+        if (!grad.defined()) grad = torch::zeros_like(masters_[k]);
+        grads.push_back(grad);
+      }
+      auto pending = sync_.start_all_reduce(grads);
+      if (!pending.ok()) {
+        if (failure_.ok()) failure_ = pending.status().with_context("policy update: summing the gradients");
+        continue;
+      }
+      pending_.push_back(std::move(*pending));
+    }
+  }
+
+  std::vector<torch::Tensor> params_, masters_;
+  bool mixed_;
+  GradientSync& sync_;
+  std::vector<std::vector<size_t>> buckets_;  // master indices, last parameters first
+  std::vector<size_t> bucket_of_;
+  std::vector<bool> had_gradient_;
+  std::vector<size_t> waiting_;  // per bucket: gradients not ready yet in the last micro-batch
+  size_t next_ = 0;              // the first bucket not started
+  std::vector<std::unique_ptr<GradientSync::Pending>> pending_;
+  Status failure_;
+  bool syncing_ = false;
+  int64_t in_backward_ = 0;
+};
+
 PolicyTrainer::PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& options,
                              const Qwen2Model* reference)
     : policy_(&policy), reference_(reference), options_(options) {
@@ -154,6 +278,9 @@ PolicyTrainer::PolicyTrainer(Qwen2Model& policy, const PolicyTrainerOptions& opt
   torch::optim::AdamWOptions adamw(train.lr);
   adamw.betas({train.beta1, train.beta2}).weight_decay(train.weight_decay);
   optimizer_ = std::make_unique<torch::optim::AdamW>(masters_, adamw);
+  if (options.sync) {
+    buckets_ = std::make_shared<GradientBuckets>(params_, masters_, mixed_, *options.sync, options.bucket_bytes);
+  }
 }
 
 void PolicyTrainer::copy_masters_to_policy() {
@@ -313,8 +440,9 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       for (auto& p : params_) p.mutable_grad() = torch::Tensor();
     }
     auto ratio_min = torch::full({}, INFINITY, f64), ratio_max = torch::full({}, -INFINITY, f64);
-    for (const auto& rows : plan_micro_batches(samples, options_.train.micro_batch, options_.train.micro_batch_tokens)) {
-      const auto mb = build_micro_batch(samples, rows, device);
+    const auto plan = plan_micro_batches(samples, options_.train.micro_batch, options_.train.micro_batch_tokens);
+    for (size_t m = 0; m < plan.size(); ++m) {
+      const auto mb = build_micro_batch(samples, plan[m], device);
       const LogprobOptions scoring{.temperature = options_.temperature,
                                    .shared_prefix = mb.shared_prefix,
                                    .wanted = mb.wanted,
@@ -338,6 +466,7 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
       const bool own = options_.supervised || options_.algorithm.old_logprobs == config::OldLogprobs::kTrainer;
       const auto old = own ? new_logprobs.detach() : mb.old_logprobs;
       const auto out = grpo_loss(new_logprobs, old, mb.advantages, mb.loss_mask, options);
+      if (buckets_) buckets_->begin(m + 1 == plan.size());  // the last: its gradients go to the ranks' sums
       out.loss.backward();
       add_gradients_to_masters();
       const auto gap = ((mb.old_logprobs - new_logprobs.detach().to(torch::kFloat32)).abs() * mb.loss_mask).sum();
@@ -363,6 +492,11 @@ Expected<StepStats> PolicyTrainer::compute_gradients(const std::vector<PolicySam
   }
 
   // ---- data parallel: the statistics and gradients of every rank's share ----
+  if (buckets_) {  // also after a failure: the buckets not started in the backward start now, with zeros
+    TORL_RETURN_IF_ERROR(buckets_->finish());
+    stats.grad_buckets = static_cast<int64_t>(buckets_->buckets());
+    stats.grad_buckets_in_backward = buckets_->started_in_backward();
+  }
   if (sync) {
     TORL_RETURN_IF_ERROR(combine_over_ranks(sums, ratio_extremes, stats, failure));
   }
@@ -394,7 +528,7 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
   try {
     std::vector<double> extra = {static_cast<double>(stats.total_tokens), static_cast<double>(stats.padded_tokens),
                                  local_failure.ok() ? 0.0 : 1.0};
-    for (const auto& p : masters_) extra.push_back(p.grad().defined() ? 1.0 : 0.0);
+    for (size_t i = 0; i < masters_.size(); ++i) extra.push_back(buckets_->had_gradient(i) ? 1.0 : 0.0);
     shared = torch::cat({sums, torch::tensor(extra, torch::kFloat64).to(device)});
   } catch (const std::exception& e) {
     return torch_error("policy update: gathering the statistics", e);
@@ -402,7 +536,6 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
   TORL_RETURN_IF_ERROR(sync->all_reduce({shared}).with_context("policy update: summing the statistics"));
   TORL_RETURN_IF_ERROR(sync->all_reduce({ratio_extremes}, GradientSync::Op::kMax)
                            .with_context("policy update: the ratio extremes"));
-  std::vector<torch::Tensor> grads;
   try {
     const auto extra = shared.narrow(0, kSums, shared.size(0) - kSums).to(torch::kCPU);
     const auto v = extra.accessor<double, 1>();
@@ -414,16 +547,14 @@ Status PolicyTrainer::combine_over_ranks(torch::Tensor& sums, torch::Tensor& rat
     sums = shared.narrow(0, 0, kSums);
     stats.total_tokens = static_cast<int64_t>(v[0]);
     stats.padded_tokens = static_cast<int64_t>(v[1]);
+    // a parameter without a gradient on every rank keeps none, as in one process (AdamW skips it)
     for (size_t i = 0; i < masters_.size(); ++i) {
-      if (v[3 + i] == 0) continue;
-      auto& p = masters_[i];
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
+      if (v[3 + i] == 0) masters_[i].mutable_grad() = torch::Tensor();
     }
   } catch (const std::exception& e) {
     return torch_error("policy update: reading the summed statistics", e);
   }
-  return sync->all_reduce(grads).with_context("policy update: summing the gradients");
+  return {};
 }
 
 Expected<StepStats> PolicyTrainer::step(const std::vector<PolicySample>& samples) {

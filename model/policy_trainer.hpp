@@ -22,7 +22,10 @@
 // Data parallel (options.sync set): every rank owns a trainer over its own copy of the policy and
 // calls create, step and compute_gradients in lockstep, each with its share of the step's samples.
 // The normaliser, the gradients and the statistics are summed over the ranks, so every rank takes the
-// step one process would take on the union of the shares (split in micro-batches the same way).
+// step one process would take on the union of the shares (split in micro-batches the same way). The
+// gradients go in buckets (options.bucket_bytes) started during the last micro-batch's backward, so
+// the transfer overlaps the rest of it. The trainer hooks the policy's parameters (post-accumulate-grad
+// hooks, removed when it is destroyed): one trainer per policy.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +57,9 @@ struct PolicyTrainerOptions {
   config::AlgorithmConfig algorithm;  // clip, aggregation, KL, entropy
   double temperature = 1.0;           // the rollout's sampling temperature; > 0
   std::shared_ptr<GradientSync> sync;  // the data-parallel group; null = a single process
+  // Data parallel: the gradients are summed in buckets of about this many bytes, each started during
+  // the last micro-batch's backward as soon as its gradients are complete (as PyTorch's DDP).
+  int64_t bucket_bytes = int64_t{25} << 20;
   // Supervised (pre-training, the demo's base model): next-token cross-entropy on the masked tokens,
   // weighted by each sample's advantage (1 for plain SFT); old_logprobs are ignored (zeros will do).
   bool supervised = false;
@@ -76,6 +82,9 @@ struct StepStats {
   int64_t total_tokens = 0;   // prompt + response tokens run through the model
   int64_t padded_tokens = 0;  // sequences x longest, summed over the micro-batches (all ranks)
   int64_t micro_batches = 0;  // this rank's forward/backward passes
+  // data parallel: the buckets the gradients were summed in, and of those, the ones started during
+  // this rank's backward (the rest started after it: parameters without a gradient, an empty share)
+  int64_t grad_buckets = 0, grad_buckets_in_backward = 0;
   double ms = 0;              // wall time of the call
 };
 
@@ -137,9 +146,12 @@ class PolicyTrainer {
   // gradients (one micro-batch's) added into the masters' and cleared. No-ops otherwise.
   void copy_masters_to_policy();
   void add_gradients_to_masters();
-  // Data parallel: sums the statistics and the gradients over the ranks (see compute_gradients).
+  // Data parallel: sums the statistics over the ranks and agrees on failures and on the parameters
+  // without gradients (the gradients themselves: GradientBuckets).
   Status combine_over_ranks(torch::Tensor& sums, torch::Tensor& ratio_extremes, StepStats& stats,
                             const Status& local_failure);
+
+  class GradientBuckets;  // data parallel: the bucketed sums started during the backward
 
   // ---- set once by create ----
   Qwen2Model* policy_;
@@ -149,6 +161,7 @@ class PolicyTrainer {
   std::vector<torch::Tensor> params_;  // the policy's parameters, same order
   std::vector<torch::Tensor> masters_;  // what AdamW steps: float32 copies of params_, or params_ itself
   bool mixed_ = false;                  // masters_ are copies
+  std::shared_ptr<GradientBuckets> buckets_;  // with options_.sync; owns the parameters' hooks
 
   // ---- changed by step / load ----
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -206,6 +206,41 @@ TEST_SUITE("model") {
     CHECK(max_difference(micro2[0].named_parameters(), micro2[1].named_parameters()) == 0.0);
   }
 
+  TEST_CASE("data parallel: gradients summed in a bucket per parameter, started during the backward, step alike") {
+    const auto dtype = torch::kFloat64;
+    auto reference = load_tiny(dtype);
+    const auto samples = make_samples(reference);
+    const size_t parameters = reference.named_parameters().size();
+    const std::vector<std::vector<PolicySample>> halves = {{samples[0], samples[1]}, {samples[2], samples[3]}};
+    auto per_parameter = trainer_options(2);
+    per_parameter.bucket_bytes = 1;
+
+    auto one = two_copies(dtype);
+    const auto runs_one = train_ranks(one, trainer_options(2), halves, 2);
+    auto many = two_copies(dtype);
+    const auto runs_many = train_ranks(many, per_parameter, halves, 2);
+    auto lopsided = two_copies(dtype);  // rank 1 has nothing: its backward starts no bucket
+    const auto runs_lopsided = train_ranks(lopsided, per_parameter, {samples, {}}, 2);
+    for (const auto* runs : {&runs_one, &runs_many, &runs_lopsided}) {
+      for (const auto& run : *runs) REQUIRE_MESSAGE(run.status.ok(), run.status.to_string());
+    }
+    for (const auto& run : runs_one) {
+      CHECK(run.stats[0].grad_buckets == 1);  // the tiny model fits one 25 MiB bucket
+      CHECK(run.stats[0].grad_buckets_in_backward == 1);
+    }
+    for (const auto& run : runs_many) {
+      CHECK(run.stats[0].grad_buckets == static_cast<int64_t>(parameters));
+      CHECK(run.stats[0].grad_buckets_in_backward == static_cast<int64_t>(parameters));  // every one used
+    }
+    CHECK(runs_lopsided[0].stats[0].grad_buckets_in_backward == static_cast<int64_t>(parameters));
+    CHECK(runs_lopsided[1].stats[0].grad_buckets_in_backward == 0);
+    // each element is the same sum of the same two terms, whatever bucket it travels in
+    CHECK(max_difference(runs_many[0].gradients, runs_one[0].gradients) == 0.0);
+    CHECK(max_difference(many[1].named_parameters(), one[1].named_parameters()) == 0.0);
+    CHECK(max_difference(lopsided[1].named_parameters(), one[1].named_parameters()) <= 1e-10);
+    CHECK(max_difference(many[0].named_parameters(), many[1].named_parameters()) == 0.0);
+  }
+
   TEST_CASE("data parallel in bfloat16 over Gloo: float32 gradients and masters, the ranks end equal") {
     // Gloo has no bfloat16 sum; the masters' gradients are float32 and the start broadcast is widened.
     auto reference = load_tiny(torch::kFloat32);

@@ -15,7 +15,7 @@
 #             compared with torl's forward (hf_reference.py + torl model check, float32 and bfloat16);
 #             the run is launched as one rank (WORLD_SIZE=1), so its gradients go through NCCL; torl's
 #             bf16 error against HF float32 beside HF bf16's own
-#   train-free  (after train) the two steps again with rollout.cache_during_update: free: the peak
+#   train-free  the two steps again with rollout.cache_during_update: free: the peak
 #   cuda-tests  the test binaries' GPU cases: fixtures, updates equal to the CPU's, decoding through CUDA
 #             graphs over a freed and reallocated cache, NCCL at world size 1 (and the weight broadcast
 #             between two GPUs where there are two)
@@ -146,9 +146,11 @@ PY
 # The two training steps again with the generators' KV cache freed while the update runs: the peak
 # beside the train stage's, and the plan's.
 stage_train-free() {
-  local train_config=tools/device/train-1.5b-random.yaml start
+  local model=/tmp/random-1.5b train_config=tools/device/train-1.5b-random.yaml start
   local python=(--set tool.python="$(command -v python3)")
-  "$torl" train $train_config "${python[@]}" --set rollout.cache_during_update=free --plan --device-memory 141 >"$out/train-free.log" 2>&1
+  [[ -d $model ]] || python3 tools/device/random_checkpoint.py $config_15b $model \
+    --tokenizer ../shared/fixtures/qwen-tokenizer >"$out/train-free.log" 2>&1
+  "$torl" train $train_config "${python[@]}" --set rollout.cache_during_update=free --plan --device-memory 141 >>"$out/train-free.log" 2>&1
   say "train free: --plan: $(grep -E 'KV cache|total' "$out/train-free.log" | head -2 | cut -c1-60 | paste -sd'|')"
   start=$(seconds)
   RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 timeout 300 "$torl" train $train_config "${python[@]}" --set run.name=device-1.5b-free \
