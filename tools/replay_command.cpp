@@ -11,7 +11,7 @@
 #include "sandbox/executor.hpp"
 #include "tools/arg_reader.hpp"
 #include "tools/commands.hpp"
-#include "tools/run_setup.hpp"
+#include "actors/run_setup.hpp"
 
 namespace torl::tools {
 namespace {
@@ -130,7 +130,7 @@ int replay_command(const Args& args, std::ostream& out, std::ostream& err) {
                << "pass --config for a trace without one)\n", kExitUsage;
   }
   const config::Config& config = *loaded;
-  auto tokenizer = load_run_tokenizer(config);
+  auto tokenizer = actors::load_run_tokenizer(config);
   if (!tokenizer) return err << "torl replay: " << tokenizer.status().message() << "\n", kExitFailed;
   const actors::ToolLoop loop(actors::tool_rules(config.tool, config.rollout), *tokenizer);
   std::unique_ptr<sandbox::Executor> executor;

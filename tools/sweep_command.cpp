@@ -27,7 +27,7 @@
 #include "tools/commands.hpp"
 #include "tools/stop_signals.hpp"
 #include "tools/sweep_plan.hpp"
-#include "tools/train_metrics.hpp"
+#include "actors/train_metrics.hpp"
 
 namespace torl::tools {
 namespace {
@@ -258,7 +258,7 @@ Status write_sweep_plot(const std::filesystem::path& file, const std::vector<Run
   plot::Panel tool{"tool-use rate per training step", "step", {}, 0.0, 1.0};
   for (const RunState& r : runs) {
     plot::Series reward_line{r.run.label, {}, {}}, tool_line{r.run.label, {}, {}};
-    for (const Json& step : read_step_records(r.dir / "metrics.jsonl")) {
+    for (const Json& step : actors::read_step_records(r.dir / "metrics.jsonl")) {
       reward_line.x.push_back(json_number(step, "step"));
       reward_line.y.push_back(json_number(step, "reward/mean"));
       tool_line.x.push_back(json_number(step, "step"));
@@ -267,7 +267,7 @@ Status write_sweep_plot(const std::filesystem::path& file, const std::vector<Run
     reward.series.push_back(std::move(reward_line));
     tool.series.push_back(std::move(tool_line));
     std::map<std::string, plot::Series> eval_lines;
-    for (const Json& eval : read_step_records(r.dir / "eval.jsonl")) {
+    for (const Json& eval : actors::read_step_records(r.dir / "eval.jsonl")) {
       const Json sets = eval.contains("datasets") && eval["datasets"].is_array() ? eval["datasets"] : Json::array();
       for (const Json& set : sets) {
         const std::string name = set.is_object() && set.contains("name") && set["name"].is_string() ? set["name"].get<std::string>() : "?";

@@ -55,13 +55,13 @@ class FaultyLm final : public CausalLm {
   int64_t calls_ = 0;
 };
 
-torl::tools::TrainHooks hooks_from_environment() {
+torl::actors::TrainingHooks hooks_from_environment() {
   const int64_t kill_after = step_of("TORL_TEST_KILL_AFTER_STEP");
   const int64_t term_after = step_of("TORL_TEST_TERM_AFTER_STEP");
   const int64_t term_parent_after = step_of("TORL_TEST_TERM_PARENT_AFTER_STEP");
   const int64_t learner_fault = fault_of("learner");
   const int64_t generator_fault = fault_of("generator");
-  torl::tools::TrainHooks hooks;
+  torl::actors::TrainingHooks hooks;
   hooks.after_step = [=](int64_t step, const std::function<void(std::chrono::seconds)>& wait_for_stop) {
     if (step == kill_after) ::raise(SIGKILL);
     if (step == learner_fault) throw std::runtime_error("injected fault (TORL_TEST_FAULT) after step " + std::to_string(step));

@@ -10,7 +10,7 @@
 #include "common/json.hpp"
 #include "common/status.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 
 // Prints, per eval set, the first and the last eval (accuracy, tool-use rate, tool error rate, mean
 // response tokens) and the accuracy ratio. Prints nothing when eval.jsonl holds fewer than two evals.
@@ -31,4 +31,4 @@ Status write_run_summary(const std::filesystem::path& run_dir, int64_t steps, do
 // step or the PNG cannot be written.
 Status write_run_plot(const std::filesystem::path& run_dir);
 
-}  // namespace torl::tools
+}  // namespace torl::actors

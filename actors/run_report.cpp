@@ -1,4 +1,4 @@
-#include "tools/run_report.hpp"
+#include "actors/run_report.hpp"
 
 #include <algorithm>
 #include <iomanip>
@@ -8,9 +8,9 @@
 #include "common/files.hpp"
 #include "common/json.hpp"
 #include "common/plot.hpp"
-#include "tools/train_metrics.hpp"
+#include "actors/train_metrics.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 namespace {
 
 plot::Series series_of(const std::vector<Json>& records, const std::string& name, const char* key) {
@@ -124,4 +124,4 @@ Status write_run_plot(const std::filesystem::path& run_dir) {
   return plot::write_chart(run_dir / "plot.png", panels);
 }
 
-}  // namespace torl::tools
+}  // namespace torl::actors

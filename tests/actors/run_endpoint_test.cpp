@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "tests/http_exchange.hpp"
-#include "tools/run_endpoint.hpp"
+#include "actors/run_endpoint.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 namespace {
 
 namespace http = boost::beast::http;
@@ -60,7 +60,7 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
 
 }  // namespace
 
-TEST_SUITE("tools") {
+TEST_SUITE("actors") {
   TEST_CASE("/metrics parses as Prometheus text with the last step's metrics and the pipeline gauges") {
     actors::PipelineMetrics pipeline(2);
     QueueRunner runner;
@@ -151,4 +151,4 @@ TEST_SUITE("tools") {
   }
 }
 
-}  // namespace torl::tools
+}  // namespace torl::actors

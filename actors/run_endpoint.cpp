@@ -1,10 +1,10 @@
-#include "tools/run_endpoint.hpp"
+#include "actors/run_endpoint.hpp"
 
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
-namespace torl::tools {
+namespace torl::actors {
 namespace {
 
 // A Prometheus sample value: shortest round-trip text, NaN and infinities as the format spells them.
@@ -137,4 +137,4 @@ std::string RunEndpoint::metrics_text() const {
   return text.str();
 }
 
-}  // namespace torl::tools
+}  // namespace torl::actors

@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "actors/learner_actor.hpp"
-#include "tools/train_metrics.hpp"
+#include "actors/train_metrics.hpp"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK (see qwen2_test.cpp).
 #include <doctest/doctest.h>
 
-namespace torl::tools {
+namespace torl::actors {
 namespace {
 
 actors::Trajectory scored(int64_t id, double reward) {
@@ -27,7 +27,7 @@ actors::Trajectory scored(int64_t id, double reward) {
 
 }  // namespace
 
-TEST_SUITE("tools") {
+TEST_SUITE("actors") {
   TEST_CASE("metrics: trajectories the infrastructure failed are counted and named in the step line") {
     actors::StepReport report;
     report.step = 1;
@@ -48,4 +48,4 @@ TEST_SUITE("tools") {
   }
 }
 
-}  // namespace torl::tools
+}  // namespace torl::actors

@@ -10,26 +10,22 @@
 
 #include "common/status.hpp"
 #include "config/config.hpp"
-#include "model/modelled_lm.hpp"
 #include "model/tokenizer.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
+
+// How a run (TrainingJob, run_eval) ended; the command maps it to its exit code (0, 2, 1).
+enum class JobOutcome {
+  kDone,      // the steps done, or stopped by request with a checkpoint of the last one
+  kBadInput,  // a setting, the run folder or the checkpoint does not fit (said on the log)
+  kFailed,    // a fault ended the run (said on the log; the last good checkpoint is kept)
+};
+
 
 Expected<config::Config> load_run_config(const std::string& file, const std::vector<std::string>& sets);
 // The same for the benches, which use the rollout, tool and reward sections alone: model.path and the
 // data files are not required.
 Expected<config::Config> load_bench_config(const std::string& file, const std::vector<std::string>& sets);
-
-// The benches' shared flags: the config (--config and --set; the defaults when neither), the sandbox
-// delay "LO-HI" ms (--latency-ms) and the modelled forward's cost (--forward-ms; empty: the H200 default).
-// Errors name the flag.
-struct BenchFlags {
-  config::Config config;
-  int low_ms = 50, high_ms = 500;
-  model::ForwardCost forward;
-};
-Expected<BenchFlags> read_bench_flags(const std::string& file, const std::vector<std::string>& sets,
-                                      const std::string& latency, const std::string& forward_ms);
 
 // model.byte_level_tokenizer, else model.tokenizer, else the tokenizer.json in model.path. Errors start
 // with the key.
@@ -56,4 +52,4 @@ void print_table(const std::vector<DatasetRow>& rows, std::ostream& out);
 // accuracy, tool_use_rate, tool_calls_per_answer, tool_error_rate, response_tokens and the counts.
 Json to_json(const DatasetRow& row);
 
-}  // namespace torl::tools
+}  // namespace torl::actors

@@ -1,4 +1,4 @@
-#include "tools/train_metrics.hpp"
+#include "actors/train_metrics.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "common/files.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 
 BatchSums batch_sums(const actors::StepReport& r, model::GradientSync* sync, bool stop_requested) {
   BatchSums b;
@@ -121,4 +121,4 @@ Status keep_metrics_until(const std::filesystem::path& file, int64_t step) {
   return write_file_atomically(file, kept);
 }
 
-}  // namespace torl::tools
+}  // namespace torl::actors

@@ -13,7 +13,7 @@
 #include "common/status.hpp"
 #include "model/data_parallel.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 
 // A step's batch, summed over every rank's share when data parallel.
 struct BatchSums {
@@ -45,4 +45,4 @@ std::vector<Json> read_step_records(const std::filesystem::path& file);
 // Rewritten through a temporary file, so a crash here loses nothing. A missing file is fine.
 Status keep_metrics_until(const std::filesystem::path& file, int64_t step);
 
-}  // namespace torl::tools
+}  // namespace torl::actors

@@ -23,7 +23,7 @@
 #include "common/status.hpp"
 #include "sandbox/code_runner.hpp"
 
-namespace torl::tools {
+namespace torl::actors {
 
 class RunEndpoint {
  public:
@@ -64,4 +64,4 @@ class RunEndpoint {
   std::unique_ptr<HttpServer> http_;  // last: stops serving before the state above goes
 };
 
-}  // namespace torl::tools
+}  // namespace torl::actors
