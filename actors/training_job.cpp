@@ -27,6 +27,172 @@ namespace {
 
 constexpr auto kProgressEvery = std::chrono::seconds(30);  // a line on a step that takes longer
 
+// A stage's failure: the message (logged after "torl train: "), kInvalidArgument when the input is at
+// fault (exit 2), anything else a failure (exit 1).
+Status bad_input(std::string message) { return Status(StatusCode::kInvalidArgument, std::move(message)); }
+Status failed(std::string message) { return Status(StatusCode::kInternal, std::move(message)); }
+
+JobOutcome report(const Status& status, std::ostream& log) {
+  log << "torl train: " << status.message() << "\n";
+  return status.code() == StatusCode::kInvalidArgument ? JobOutcome::kBadInput : JobOutcome::kFailed;
+}
+
+// Where the run starts: the base model (none), or with --resume the run folder's newest checkpoint
+// (its seed checked, newer step folders whose write never finished set aside).
+Expected<std::optional<model::LoadedCheckpoint>> start_point(const TrainingJobOptions& job,
+                                                             const std::filesystem::path& run_dir,
+                                                             const model::Qwen2Config& base, std::ostream& log) {
+  const config::Config& config = job.config;
+  auto latest = model::latest_checkpoint(run_dir);
+  if (!latest) return failed(latest.status().message());
+  if (*latest && !job.resume) {
+    return bad_input(run_dir.string() + " already has checkpoints (newest: " + (*latest)->string() +
+                     "); pass --resume to continue that run, or choose another run.name");
+  }
+  std::optional<model::LoadedCheckpoint> checkpoint;
+  if (*latest) {
+    auto opened = model::load_checkpoint(**latest, base);
+    if (!opened) return failed("--resume: " + opened.status().message());
+    checkpoint = std::move(*opened);
+    const int64_t seed = checkpoint->state.value("seed", int64_t{-1});
+    if (seed != config.run.seed) {
+      return bad_input("--resume: " + checkpoint->dir.string() + " was written with run.seed " + std::to_string(seed) +
+                       ", the config has " + std::to_string(config.run.seed) + ": the data order would differ");
+    }
+  } else if (job.resume) {
+    log << "torl train: --resume: no checkpoint in " << run_dir.string() << " yet; starting from the base model\n";
+  }
+  if (job.resume) {
+    const int64_t from = checkpoint ? checkpoint->step : -1;
+    if (checkpoint) log << "torl train: --resume: from " << checkpoint->dir.string() << " (step " << from << ")\n";
+    auto aside = model::set_aside_incomplete_checkpoints(run_dir, from);
+    if (!aside) return failed("--resume: " + aside.status().message());
+    for (const auto& moved : *aside) {
+      log << "torl train: --resume: a newer step folder had no state.json (its write never finished); kept as "
+          << moved.string() << "\n";
+    }
+  }
+  if (checkpoint && checkpoint->step > config.train.steps) {
+    return bad_input("--resume: the checkpoint is at step " + std::to_string(checkpoint->step) + ", past train.steps (" +
+                     std::to_string(config.train.steps) + "); raise train.steps to train on");
+  }
+  return checkpoint;
+}
+
+// The models of this process and the trainer over the policy: on the rank's device, the generators'
+// copy where rollout.placement puts it; a launched rank joins its group (also alone: the path of N).
+// On the heap: the trainer borrows the policy.
+struct Models {
+  torch::Device device = torch::kCPU, generator_device = torch::kCPU;
+  std::optional<model::Qwen2Model> policy, sampler, reference;
+  model::PolicyTrainerOptions options;
+  std::optional<model::PolicyTrainer> trainer;
+  int64_t first_step = 0;
+};
+
+Expected<std::unique_ptr<Models>> load_models(const TrainingJobOptions& job,
+                                              const std::optional<model::LoadedCheckpoint>& checkpoint) {
+  const config::Config& config = job.config;
+  auto models = std::make_unique<Models>();
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  auto device = model::rank_device(config.model.device, job.rank, gpus);
+  if (!device) return bad_input("model.device: " + device.status().message());
+  models->device = *device;
+  // the generators' device: the learner's (colocated), or their own (separate)
+  auto generator_device = config.rollout.placement == config::Placement::kSeparate
+                              ? model::generator_device(config.rollout.device, job.rank, gpus)
+                              : device;
+  if (!generator_device) return bad_input("rollout.device: " + generator_device.status().message());
+  models->generator_device = *generator_device;
+  const auto dtype = model::scalar_type(config.model.dtype);
+  const std::filesystem::path weights_dir = checkpoint ? checkpoint->dir : std::filesystem::path(config.model.path);
+  auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
+  if (!policy) return failed(policy.status().message());
+  models->policy = std::move(*policy);
+  models->policy->set_gradient_checkpointing(config.model.gradient_checkpointing);
+  auto sampler = model::Qwen2Model::load(weights_dir, *generator_device, dtype);
+  if (!sampler) return failed(sampler.status().message());
+  models->sampler = std::move(*sampler);
+  if (config.algorithm.kl_coef > 0) {
+    auto frozen = model::Qwen2Model::load(config.model.path, *device, dtype);
+    if (!frozen) return failed("reference model: " + frozen.status().message());
+    models->reference = std::move(*frozen);
+  }
+  models->options = {config.train, config.algorithm, config.rollout.temperature > 0 ? config.rollout.temperature : 1.0};
+  if (job.rank.launched) {  // also a launch of one rank: the code path of N (NCCL on CUDA, else Gloo)
+    auto group = model::make_rank_group(job.rank, *device);
+    if (!group) return failed(group.status().message());
+    models->options.sync = *group;
+  }
+  auto trainer = model::PolicyTrainer::create(*models->policy, models->options,
+                                              models->reference ? &*models->reference : nullptr);
+  if (!trainer) return bad_input(trainer.status().message());
+  models->trainer = std::move(*trainer);
+  if (checkpoint) {
+    if (Status s = models->trainer->load_optimizer_state(checkpoint->optimizer); !s.ok()) {
+      return failed("--resume: " + checkpoint->dir.string() + ": " + s.message());
+    }
+    models->trainer->set_step_count(checkpoint->step);
+    models->first_step = checkpoint->step;
+  }
+  return models;
+}
+
+// train.eval_every: rank 0 rolls the eval sets out through the training pipeline at the start, every
+// eval_every steps and at the end; one line per eval in RUN/eval.jsonl and on the log. Job ids
+// kIds + step * size + i tell eval trajectories from training ones. submit() from the run's thread,
+// finished() from the pipeline's; evals of different steps may be in flight at once.
+class Evals {
+ public:
+  static constexpr int64_t kIds = int64_t{1} << 50;
+
+  Evals(std::vector<RolloutJob> jobs, std::vector<DatasetRow> rows, std::ofstream file, std::ostream& log)
+      : jobs_(std::move(jobs)), rows_(std::move(rows)), file_(std::move(file)), log_(log) {}
+
+  bool any() const { return !jobs_.empty(); }
+  static bool is_eval(const Trajectory& t) { return t.id() >= kIds; }
+
+  // The jobs of the eval at `step`, with their ids.
+  std::vector<RolloutJob> submit(int64_t step) {
+    std::vector<RolloutJob> jobs = jobs_;
+    for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kIds + step * size() + static_cast<int64_t>(i);
+    std::lock_guard lock(mutex_);
+    in_flight_[step] = {rows_, 0};
+    return jobs;
+  }
+
+  // Counts an eval trajectory; returns its step once that eval is complete (its line written).
+  std::optional<int64_t> finished(const Trajectory& t) {
+    const int64_t step = (t.id() - kIds) / size();
+    std::lock_guard lock(mutex_);
+    auto& [rows, count_done] = in_flight_.at(step);  // made by submit
+    count(rows, t);
+    if (++count_done < size()) return std::nullopt;
+    Json line = {{"step", step}, {"datasets", Json::array()}};
+    std::ostringstream text;
+    text << std::fixed << std::setprecision(3) << "eval at step " << step << ":";
+    for (const DatasetRow& row : rows) {
+      const Json j = to_json(row);
+      line["datasets"].push_back(j);
+      text << "  " << row.name << " acc " << j["accuracy"].get<double>() << " tool use " << j["tool_use_rate"].get<double>();
+    }
+    file_ << line.dump() << '\n' << std::flush;
+    log_ << text.str() << std::endl;
+    in_flight_.erase(step);
+    return step;
+  }
+
+ private:
+  int64_t size() const { return static_cast<int64_t>(jobs_.size()); }
+
+  const std::vector<RolloutJob> jobs_;  // ids from 0
+  const std::vector<DatasetRow> rows_;  // empty counts
+  std::ofstream file_;                  // guarded by mutex_, as the log's lines
+  std::ostream& log_;
+  std::mutex mutex_;
+  std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> in_flight_;  // guarded: step -> rows, finished
+};
+
 }  // namespace
 
 model::MemoryPlanInput memory_plan_input(const config::Config& config, const model::Qwen2Config& shape) {
@@ -78,81 +244,15 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
         << config.data.max_prompt_tokens << ") left out\n";
   }
 
-  // ---- where to start: the base model, or the newest checkpoint ----
-  auto latest = model::latest_checkpoint(run_dir);
-  if (!latest) return log << "torl train: " << latest.status().message() << "\n", JobOutcome::kFailed;
-  if (*latest && !job.resume) {
-    return log << "torl train: " << run_dir.string() << " already has checkpoints (newest: " << (*latest)->string()
-               << "); pass --resume to continue that run, or choose another run.name\n",
-           JobOutcome::kBadInput;
-  }
-  auto device = model::rank_device(config.model.device, rank, static_cast<int>(torch::cuda::device_count()));
-  if (!device) return log << "torl train: model.device: " << device.status().message() << "\n", JobOutcome::kBadInput;
-  const auto dtype = model::scalar_type(config.model.dtype);
+  // ---- where to start, the models and the trainer ----
   auto base_config = model::Qwen2Config::load(std::filesystem::path(config.model.path) / "config.json");
-  if (!base_config) return log << "torl train: " << base_config.status().message() << "\n", JobOutcome::kFailed;
-  std::optional<model::LoadedCheckpoint> checkpoint;
-  if (*latest) {
-    auto opened = model::load_checkpoint(**latest, *base_config);
-    if (!opened) return log << "torl train: --resume: " << opened.status().message() << "\n", JobOutcome::kFailed;
-    checkpoint = std::move(*opened);
-    if (checkpoint->state.value("seed", int64_t{-1}) != config.run.seed) {
-      return log << "torl train: --resume: " << checkpoint->dir.string() << " was written with run.seed "
-                 << checkpoint->state.value("seed", int64_t{-1}) << ", the config has " << config.run.seed
-                 << ": the data order would differ\n",
-             JobOutcome::kBadInput;
-    }
-  } else if (job.resume) {
-    log << "torl train: --resume: no checkpoint in " << run_dir.string() << " yet; starting from the base model\n";
-  }
-  if (job.resume) {
-    const int64_t from = checkpoint ? checkpoint->step : -1;
-    if (checkpoint) log << "torl train: --resume: from " << checkpoint->dir.string() << " (step " << from << ")\n";
-    auto aside = model::set_aside_incomplete_checkpoints(run_dir, from);
-    if (!aside) return log << "torl train: --resume: " << aside.status().message() << "\n", JobOutcome::kFailed;
-    for (const auto& moved : *aside) {
-      log << "torl train: --resume: a newer step folder had no state.json (its write never finished); kept as "
-          << moved.string() << "\n";
-    }
-  }
-  const std::filesystem::path weights_dir = checkpoint ? checkpoint->dir : std::filesystem::path(config.model.path);
-  auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
-  if (!policy) return log << "torl train: " << policy.status().message() << "\n", JobOutcome::kFailed;
-  policy->set_gradient_checkpointing(config.model.gradient_checkpointing);
-  // the generators' device: the learner's (colocated), or their own (separate)
-  auto generator_device = config.rollout.placement == config::Placement::kSeparate
-                              ? model::generator_device(config.rollout.device, rank, static_cast<int>(torch::cuda::device_count()))
-                              : device;
-  if (!generator_device) return log << "torl train: rollout.device: " << generator_device.status().message() << "\n", JobOutcome::kBadInput;
-  auto sampler = model::Qwen2Model::load(weights_dir, *generator_device, dtype);  // the generators' copy
-  if (!sampler) return log << "torl train: " << sampler.status().message() << "\n", JobOutcome::kFailed;
-  std::optional<model::Qwen2Model> reference;
-  if (config.algorithm.kl_coef > 0) {
-    auto frozen = model::Qwen2Model::load(config.model.path, *device, dtype);
-    if (!frozen) return log << "torl train: reference model: " << frozen.status().message() << "\n", JobOutcome::kFailed;
-    reference = std::move(*frozen);
-  }
-  model::PolicyTrainerOptions options{config.train, config.algorithm,
-                                      config.rollout.temperature > 0 ? config.rollout.temperature : 1.0};
-  if (rank.launched) {  // also a launch of one rank: the code path of N (NCCL on CUDA, else Gloo)
-    auto group = model::make_rank_group(rank, *device);
-    if (!group) return log << "torl train: " << group.status().message() << "\n", JobOutcome::kFailed;
-    options.sync = *group;
-  }
-  auto trainer = model::PolicyTrainer::create(*policy, options, reference ? &*reference : nullptr);
-  if (!trainer) return log << "torl train: " << trainer.status().message() << "\n", JobOutcome::kBadInput;
-  const int64_t first_step = checkpoint ? checkpoint->step : 0;
-  if (first_step > config.train.steps) {
-    return log << "torl train: --resume: the checkpoint is at step " << first_step << ", past train.steps ("
-               << config.train.steps << "); raise train.steps to train on\n",
-           JobOutcome::kBadInput;
-  }
-  if (checkpoint) {
-    if (Status s = trainer->load_optimizer_state(checkpoint->optimizer); !s.ok()) {
-      return log << "torl train: --resume: " << checkpoint->dir.string() << ": " << s.message() << "\n", JobOutcome::kFailed;
-    }
-    trainer->set_step_count(first_step);
-  }
+  if (!base_config) return report(failed(base_config.status().message()), log);
+  auto checkpoint = start_point(job, run_dir, *base_config, log);
+  if (!checkpoint) return report(checkpoint.status(), log);
+  auto loaded = load_models(job, *checkpoint);
+  if (!loaded) return report(loaded.status(), log);
+  Models& models = **loaded;
+  const int64_t first_step = models.first_step;
 
   std::error_code made;
   std::filesystem::create_directories(run_dir, made);
@@ -169,7 +269,7 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   // ---- the pipeline over the sampler's copy, and the learner over the policy ----
   auto runner = sandbox::start_code_runner(config.tool);
   if (!runner) return log << "torl train: starting the sandbox: " << runner.status().message() << "\n", JobOutcome::kFailed;
-  auto created = actors::create_generator_model(*sampler, config);
+  auto created = actors::create_generator_model(*models.sampler, config);
   if (!created) return log << "torl train: " << created.status().message() << "\n", JobOutcome::kBadInput;
   std::unique_ptr<model::CausalLm> wrapped_lm;
   if (job.hooks.wrap_generator_model) wrapped_lm = job.hooks.wrap_generator_model(**created);
@@ -180,8 +280,8 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   setup.reward = config.reward;
   setup.tokenizer = &*tokenizer;
   setup.models = {wrapped_lm ? wrapped_lm.get() : static_cast<model::CausalLm*>(created->get())};
-  setup.weights = {&*sampler};
-  if (policy->config().eos_token_id >= 0) setup.eos_ids = {policy->config().eos_token_id};
+  setup.weights = {&*models.sampler};
+  if (models.policy->config().eos_token_id >= 0) setup.eos_ids = {models.policy->config().eos_token_id};
   setup.runner = runner->get();
   setup.metrics = &pipeline_metrics;
   setup.policy_version = static_cast<int32_t>(first_step);
@@ -208,16 +308,14 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   // ---- evals (train.eval_every): rank 0 rolls the eval sets out through the same pipeline, at the
   // start, every eval_every steps and at the end; one line per eval in RUN/eval.jsonl ----
   const bool evaluating = lead && config.train.eval_every > 0 && !config.data.eval_files.empty();
-  std::vector<DatasetRow> eval_rows;
-  std::vector<actors::RolloutJob> eval_template;
-  std::ofstream eval_out;
+  std::optional<Evals> evals;
   if (evaluating) {
-    auto listed = eval_jobs(config, *tokenizer, 0, eval_rows);
-    if (!listed) return log << "torl train: " << listed.status().message() << "\n", JobOutcome::kBadInput;
-    eval_template = std::move(*listed);
+    std::vector<DatasetRow> rows;
+    auto listed = eval_jobs(config, *tokenizer, 0, rows);
+    if (!listed) return report(bad_input(listed.status().message()), log);
     const std::filesystem::path eval_file = run_dir / "eval.jsonl";
-    if (Status s = keep_metrics_until(eval_file, first_step); !s.ok()) return log << "torl train: " << s.message() << "\n", JobOutcome::kFailed;
-    eval_out.open(eval_file, std::ios::app);
+    if (Status s = keep_metrics_until(eval_file, first_step); !s.ok()) return report(failed(s.message()), log);
+    evals.emplace(std::move(*listed), std::move(rows), std::ofstream(eval_file, std::ios::app), log);
   }
 
   // The run's control (actors/training_run.hpp): what goes into the pipeline when, and when it ends.
@@ -227,7 +325,7 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
       {.first_step = first_step,
        .steps = steps,
        .max_staleness = config.algorithm.max_staleness,
-       .eval_every = evaluating && !eval_template.empty() ? config.train.eval_every : 0,
+       .eval_every = evals && evals->any() ? config.train.eval_every : 0,
        .launched = rank.launched,
        .quiet = std::chrono::duration_cast<std::chrono::milliseconds>(kProgressEvery)},
       actions);
@@ -239,9 +337,9 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   const auto write_checkpoint_at = [&](int64_t step) {
     model::CheckpointContents contents;
     contents.step = step;
-    contents.model = &*policy;
+    contents.model = &*models.policy;
     contents.model_source = config.model.path;
-    contents.optimizer = trainer->optimizer_state();
+    contents.optimizer = models.trainer->optimizer_state();
     contents.state = {{"seed", config.run.seed}, {"next_step", step}, {"config_file", job.config_file}};
     Status written = model::write_checkpoint(run_dir, contents, config.train.keep_checkpoints);
     if (written.ok()) log << "torl train: checkpoint step " << step << " written\n";
@@ -249,8 +347,8 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   };
 
   actors::LearnerSetup learner;
-  learner.trainer = &*trainer;
-  learner.policy = &*policy;
+  learner.trainer = &*models.trainer;
+  learner.policy = &*models.policy;
   learner.prompts_per_step = config.rollout.prompts_per_step;
   learner.samples_per_prompt = config.rollout.samples_per_prompt;
   learner.groups_here = config.rollout.prompts_per_step / rank.world;
@@ -261,7 +359,7 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
   learner.on_step = [&](actors::StepReport& report) {
     Status written;
     const bool asked = run.state().stop_signal != 0;
-    const auto sums = batch_sums(report, options.sync.get(), asked);  // every rank takes part
+    const auto sums = batch_sums(report, models.options.sync.get(), asked);  // every rank takes part
     const bool stop = sums.stop_requests > 0;
     const bool due = lead && (report.step == steps || stop ||
                               (config.train.checkpoint_every > 0 && report.step % config.train.checkpoint_every == 0));
@@ -282,36 +380,11 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
     run.step_done(report.step, due && written.ok(), stop);
   };
 
-  constexpr int64_t kEvalIds = int64_t{1} << 50;  // eval job ids: kEvalIds + step * jobs + i
-  const int64_t eval_size = static_cast<int64_t>(eval_template.size());
-  std::mutex eval_mutex;
-  std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> evals;  // guarded: unfinished evals, step -> rows, finished
-  const auto eval_finished = [&](const Trajectory& t) {
-    const int64_t step = (t.id() - kEvalIds) / eval_size;
-    std::unique_lock lock(eval_mutex);
-    auto& [rows, finished] = evals.at(step);  // made when the eval was submitted
-    count(rows, t);
-    if (++finished < eval_size) return;
-    Json line = {{"step", step}, {"datasets", Json::array()}};
-    std::ostringstream text;
-    text << std::fixed << std::setprecision(3) << "eval at step " << step << ":";
-    for (const DatasetRow& row : rows) {
-      line["datasets"].push_back(to_json(row));
-      const Json j = to_json(row);
-      text << "  " << row.name << " acc " << j["accuracy"].get<double>() << " tool use " << j["tool_use_rate"].get<double>();
-    }
-    eval_out << line.dump() << '\n' << std::flush;
-    log << text.str() << std::endl;
-    evals.erase(step);
-    lock.unlock();
-    run.eval_done(step);
-  };
-
   if (lead) log << "torl train: " << config.run.name << ": steps " << first_step << " -> " << steps << ", "
       << config.rollout.prompts_per_step << " prompts x " << config.rollout.samples_per_prompt << " samples a step, "
       << data->problems().size() << " problems, C = " << config.tool.max_calls << ", max_staleness "
       << config.algorithm.max_staleness << (rank.world > 1 ? ", " + std::to_string(rank.world) + " learner processes" : "")
-      << (config.rollout.placement == config::Placement::kSeparate ? ", generators on " + generator_device->str() : "")
+      << (config.rollout.placement == config::Placement::kSeparate ? ", generators on " + models.generator_device.str() : "")
       << "; run folder " << run_dir.string() << "\n";
   {
     caf::actor_system_config system_config;
@@ -328,14 +401,17 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
     actors::LearnerApi learner_actor;
     std::atomic<int64_t> rollouts_finished = 0;  // training trajectories back from the pipeline
     actors::Pipeline pipeline(system, setup, [&](Trajectory t) {
-      if (t.id() >= kEvalIds) return eval_finished(t);
+      if (Evals::is_eval(t)) {
+        if (const auto step = evals->finished(t)) run.eval_done(*step);
+        return;
+      }
       ++rollouts_finished;
       caf::anon_send(learner_actor, actors::finished_atom::value, std::move(t));
     });
     learner.generators = pipeline.generators();
     if (config.rollout.placement == config::Placement::kSeparate) {  // new weights reach the generators' device over c10d
       auto broadcast = model::WeightBroadcast::start(
-          sampler->named_parameters(), *device, *generator_device,
+          models.sampler->named_parameters(), models.device, models.generator_device,
           [generators = pipeline.generators()](int32_t version, std::shared_ptr<const model::TensorMap> weights) {
             for (const auto& generator : generators) {
               caf::anon_send(generator, actors::weights_atom::value, actors::WeightsUpdate{version, weights});
@@ -349,15 +425,7 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
     learner_actor = actors::spawn_reporting(system, true, "learner", setup.on_fault, actors::learner_actor, std::move(learner));
 
     actions.step = [&](int64_t step) { pipeline.submit(data->jobs_of_step(step, rank.rank, rank.world)); };
-    actions.eval = [&](int64_t step) {
-      std::vector<actors::RolloutJob> jobs = eval_template;
-      for (size_t i = 0; i < jobs.size(); ++i) jobs[i].id = kEvalIds + step * eval_size + static_cast<int64_t>(i);
-      {
-        std::lock_guard lock(eval_mutex);
-        evals[step] = {eval_rows, 0};
-      }
-      pipeline.submit(std::move(jobs));
-    };
+    actions.eval = [&](int64_t step) { pipeline.submit(evals->submit(step)); };
     actions.stop = [&] {
       if (endpoint) endpoint->stopping();
     };

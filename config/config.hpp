@@ -274,6 +274,10 @@ struct ToolConfig {
   ToolBackend backend = ToolBackend::kLocal;    // local worker pool or a SandboxFusion cluster
   Path python = "/usr/bin/python3";  // interpreter for local workers
   int workers = 2;               // warm Python processes in the local pool
+  // The workers' CPU priority below torl's (nice increment, 0-19; capped at nice 19): torl's own
+  // threads get the CPU first where snippets share its cores (the generator's thread, whose every delay
+  // stalls a whole decode batch)
+  int worker_nice = 10;
   int timeout_ms = 10000;        // wall-clock limit per execution
   int memory_mb = 1024;          // address-space limit per execution
   int max_output_bytes = 65536;  // stdout and stderr are each cut here
@@ -289,6 +293,7 @@ struct ToolConfig {
     v("void_calls", void_calls);
     v("backend", backend);
     v("python", python, {.path = PathKind::kFile});
+    v("worker_nice", worker_nice, {.min = 0, .max = 19});
     v("workers", workers, {.min = 1, .max = 1024});
     v("timeout_ms", timeout_ms, {.min = 0, .min_open = true});
     v("memory_mb", memory_mb, {.min = 16});

@@ -111,6 +111,7 @@ struct ChildPlan {
   std::vector<char*> env;
   std::vector<std::pair<int, int>> fds;  // (target, source)
   int uid = -1;
+  int nice = 0;                                   // the workers' nice value; 0 = torl's
   const std::string* seccomp_in_child = nullptr;  // applied with prctl when there is no bubblewrap
   int error_fd = -1;                              // the child writes errno here if exec fails
   sigset_t signal_mask{};                         // the caller's mask, restored before exec
@@ -130,6 +131,7 @@ struct ChildPlan {
   const int error_fd = fcntl(plan.error_fd, F_DUPFD_CLOEXEC, kHigh);
   if (error_fd < 0) child_fail(plan.error_fd, 2);
   setpgid(0, 0);  // a Ctrl-C meant for torl is torl's to handle
+  if (plan.nice > 0 && setpriority(PRIO_PROCESS, 0, plan.nice) != 0) child_fail(error_fd, 7);
   if (chdir("/") != 0) child_fail(error_fd, 1);
 
   int moved[16];
@@ -201,6 +203,7 @@ const char* stage_name(int stage) {
     case 3: return "switching to the sandbox uid";
     case 5: return "loading the seccomp filter";
     case 6: return "exec";
+    case 7: return "lowering the CPU priority (tool.worker_nice)";
   }
   return "starting";
 }
@@ -326,6 +329,11 @@ Expected<SpawnedProcess> Isolation::spawn(const std::vector<std::string>& comman
   plan.env.push_back(nullptr);
   plan.fds = fds;
   plan.uid = run_as_uid_;
+  if (tool_.worker_nice > 0) {  // relative to torl's own priority, as nice(1) counts
+    errno = 0;
+    const int own = getpriority(PRIO_PROCESS, 0);
+    plan.nice = std::min(19, (errno == 0 ? own : 0) + tool_.worker_nice);
+  }
 
   OwnedFd seccomp_fd;
   if (!seccomp_program_.empty()) {

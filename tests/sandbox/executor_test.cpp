@@ -2,6 +2,10 @@
 // timeout, leave nothing running, and leave the pool able to run the next call.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
+#include <cerrno>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -79,6 +83,16 @@ TEST_SUITE("sandbox") {
     CHECK(result.stderr_text == "err\n");
     CHECK_FALSE(result.truncated);
     CHECK(result.wall_ms > 0);
+  }
+
+  TEST_CASE("snippets run at tool.worker_nice, below torl's own threads") {
+    const ExecutionResult result = pool().run("import os\nprint(os.nice(0))");
+    REQUIRE(result.status == ExecutionStatus::kOk);
+    errno = 0;
+    const int own = getpriority(PRIO_PROCESS, 0);
+    REQUIRE(errno == 0);
+    REQUIRE(test_tool_config().worker_nice == 10);
+    CHECK(result.stdout_text == std::to_string(std::min(19, own + 10)) + "\n");
   }
 
   TEST_CASE("an exception ends as an error with the traceback of the snippet only") {
