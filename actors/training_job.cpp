@@ -193,6 +193,57 @@ class Evals {
   std::map<int64_t, std::pair<std::vector<DatasetRow>, int64_t>> in_flight_;  // guarded: step -> rows, finished
 };
 
+// The end of a run, once every actor is gone: the failure said, or (rank 0) a stopped run's last
+// checkpoint, the summary lines, the before/after table, plot.png and, when every step is done,
+// summary.json.
+struct RunEnd {
+  std::string name;
+  std::filesystem::path run_dir;
+  bool lead = false;
+  int64_t first_step = 0, steps = 0;
+  std::chrono::steady_clock::time_point started;
+};
+
+JobOutcome finish(const RunState& ended, const RunEnd& end, const std::function<Status(int64_t)>& write_checkpoint_at,
+                  std::ostream& out, std::ostream& log) {
+  const std::filesystem::path& run_dir = end.run_dir;
+  const int64_t done = ended.done, checkpointed = ended.checkpointed, steps = end.steps;
+  if (!ended.failure.ok()) {
+    log << "torl train: " << ended.failure.message() << "\n";
+    if (end.lead && checkpointed > 0) {
+      log << "torl train: the last checkpoint, of step " << checkpointed << ", is in " << (run_dir / "checkpoints").string()
+          << "; continue with --resume\n";
+    }
+    return JobOutcome::kFailed;
+  }
+  if (!end.lead) return JobOutcome::kDone;
+  if (done < steps) {  // stopped by a signal
+    if (checkpointed != done) {
+      if (Status s = write_checkpoint_at(done); !s.ok()) return log << "torl train: " << s.message() << "\n", JobOutcome::kFailed;
+    }
+    const char* signal_name = ended.stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+    if (done == end.first_step) {
+      log << "torl train: stopped by " << signal_name << " before its first step; nothing new to save\n";
+      return JobOutcome::kDone;
+    }
+    log << "torl train: stopped by " << signal_name << " after step " << done
+        << "; the checkpoint of step " << done << " is in " << (run_dir / "checkpoints").string()
+        << "; continue with --resume\n";
+  }
+  out << "torl train: " << end.name << ": " << done << " of " << steps << " steps done; metrics in "
+      << (run_dir / "metrics.jsonl").string() << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
+  print_before_after(run_dir, out);
+  if (done > 0) {
+    if (Status s = write_run_plot(run_dir); !s.ok()) return log << "torl train: plot: " << s.message() << "\n", JobOutcome::kFailed;
+    out << "plot: " << (run_dir / "plot.png").string() << "\n";
+  }
+  if (done == steps) {
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - end.started).count();
+    if (Status s = write_run_summary(run_dir, steps, wall_s); !s.ok()) return log << "torl train: " << s.message() << "\n", JobOutcome::kFailed;
+  }
+  return JobOutcome::kDone;
+}
+
 }  // namespace
 
 model::MemoryPlanInput memory_plan_input(const config::Config& config, const model::Qwen2Config& shape) {
@@ -448,42 +499,9 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
     if (Status s = trace->close(); !s.ok()) log << "torl train: " << s.message() << "\n";
   }
   // Read once every actor is gone: a step whose update finished while the run was ending counts.
-  const actors::RunState ended = run.state();
-  const int64_t done = ended.done, checkpointed = ended.checkpointed;
-  if (!ended.failure.ok()) {
-    log << "torl train: " << ended.failure.message() << "\n";
-    if (lead && checkpointed > 0) {
-      log << "torl train: the last checkpoint, of step " << checkpointed << ", is in " << (run_dir / "checkpoints").string()
-          << "; continue with --resume\n";
-    }
-    return JobOutcome::kFailed;
-  }
-  if (!lead) return JobOutcome::kDone;
-  if (done < steps) {  // stopped by a signal
-    if (checkpointed != done) {
-      if (Status s = write_checkpoint_at(done); !s.ok()) return log << "torl train: " << s.message() << "\n", JobOutcome::kFailed;
-    }
-    const char* signal_name = ended.stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
-    if (done == first_step) {
-      log << "torl train: stopped by " << signal_name << " before its first step; nothing new to save\n";
-      return JobOutcome::kDone;
-    }
-    log << "torl train: stopped by " << signal_name << " after step " << done
-        << "; the checkpoint of step " << done << " is in " << (run_dir / "checkpoints").string()
-        << "; continue with --resume\n";
-  }
-  out << "torl train: " << config.run.name << ": " << done << " of " << steps << " steps done; metrics in "
-      << metrics_file.string() << ", checkpoints in " << (run_dir / "checkpoints").string() << "\n";
-  print_before_after(run_dir, out);
-  if (done > 0) {
-    if (Status s = write_run_plot(run_dir); !s.ok()) return log << "torl train: plot: " << s.message() << "\n", JobOutcome::kFailed;
-    out << "plot: " << (run_dir / "plot.png").string() << "\n";
-  }
-  if (done == steps) {
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (Status s = write_run_summary(run_dir, steps, wall_s); !s.ok()) return log << "torl train: " << s.message() << "\n", JobOutcome::kFailed;
-  }
-  return JobOutcome::kDone;
+  return finish(run.state(), {.name = config.run.name, .run_dir = run_dir, .lead = lead, .first_step = first_step,
+                              .steps = steps, .started = started},
+                write_checkpoint_at, out, log);
 }
 
 }  // namespace torl::actors
