@@ -38,20 +38,15 @@ JobOutcome report(const Status& status, std::ostream& log) {
 }
 
 // Where the run starts: the base model (none), or with --resume the run folder's newest checkpoint
-// (its seed checked, newer step folders whose write never finished set aside).
+// `latest` (its seed checked, newer step folders whose write never finished set aside).
 Expected<std::optional<model::LoadedCheckpoint>> start_point(const TrainingJobOptions& job,
                                                              const std::filesystem::path& run_dir,
+                                                             const std::optional<std::filesystem::path>& latest,
                                                              const model::Qwen2Config& base, std::ostream& log) {
   const config::Config& config = job.config;
-  auto latest = model::latest_checkpoint(run_dir);
-  if (!latest) return failed(latest.status().message());
-  if (*latest && !job.resume) {
-    return bad_input(run_dir.string() + " already has checkpoints (newest: " + (*latest)->string() +
-                     "); pass --resume to continue that run, or choose another run.name");
-  }
   std::optional<model::LoadedCheckpoint> checkpoint;
-  if (*latest) {
-    auto opened = model::load_checkpoint(**latest, base);
+  if (latest) {
+    auto opened = model::load_checkpoint(*latest, base);
     if (!opened) return failed("--resume: " + opened.status().message());
     checkpoint = std::move(*opened);
     const int64_t seed = checkpoint->state.value("seed", int64_t{-1});
@@ -90,37 +85,45 @@ struct Models {
   int64_t first_step = 0;
 };
 
-Expected<std::unique_ptr<Models>> load_models(const TrainingJobOptions& job,
-                                              const std::optional<model::LoadedCheckpoint>& checkpoint) {
+// The learner's device (the rank's) and the generators' (the same, or rollout.device when separate),
+// checked before anything is loaded.
+Expected<std::pair<torch::Device, torch::Device>> resolve_devices(const TrainingJobOptions& job) {
   const config::Config& config = job.config;
-  auto models = std::make_unique<Models>();
   const int gpus = static_cast<int>(torch::cuda::device_count());
   auto device = model::rank_device(config.model.device, job.rank, gpus);
   if (!device) return bad_input("model.device: " + device.status().message());
-  models->device = *device;
-  // the generators' device: the learner's (colocated), or their own (separate)
-  auto generator_device = config.rollout.placement == config::Placement::kSeparate
-                              ? model::generator_device(config.rollout.device, job.rank, gpus)
-                              : device;
-  if (!generator_device) return bad_input("rollout.device: " + generator_device.status().message());
-  models->generator_device = *generator_device;
+  if (config.rollout.placement != config::Placement::kSeparate) return std::pair{*device, *device};
+  auto generators = model::generator_device(config.rollout.device, job.rank, gpus);
+  if (!generators) return bad_input("rollout.device: " + generators.status().message());
+  if (Status s = model::WeightBroadcast::check_devices(*device, *generators); !s.ok()) {
+    return bad_input("rollout.device: " + s.message());
+  }
+  return std::pair{*device, *generators};
+}
+
+Expected<std::unique_ptr<Models>> load_models(const TrainingJobOptions& job, std::pair<torch::Device, torch::Device> devices,
+                                              const std::optional<model::LoadedCheckpoint>& checkpoint) {
+  const config::Config& config = job.config;
+  auto models = std::make_unique<Models>();
+  models->device = devices.first;
+  models->generator_device = devices.second;
   const auto dtype = model::scalar_type(config.model.dtype);
   const std::filesystem::path weights_dir = checkpoint ? checkpoint->dir : std::filesystem::path(config.model.path);
-  auto policy = model::Qwen2Model::load(weights_dir, *device, dtype);
+  auto policy = model::Qwen2Model::load(weights_dir, models->device, dtype);
   if (!policy) return failed(policy.status().message());
   models->policy = std::move(*policy);
   models->policy->set_gradient_checkpointing(config.model.gradient_checkpointing);
-  auto sampler = model::Qwen2Model::load(weights_dir, *generator_device, dtype);
+  auto sampler = model::Qwen2Model::load(weights_dir, models->generator_device, dtype);
   if (!sampler) return failed(sampler.status().message());
   models->sampler = std::move(*sampler);
   if (config.algorithm.kl_coef > 0) {
-    auto frozen = model::Qwen2Model::load(config.model.path, *device, dtype);
+    auto frozen = model::Qwen2Model::load(config.model.path, models->device, dtype);
     if (!frozen) return failed("reference model: " + frozen.status().message());
     models->reference = std::move(*frozen);
   }
   models->options = {config.train, config.algorithm, config.rollout.temperature > 0 ? config.rollout.temperature : 1.0};
   if (job.rank.launched) {  // also a launch of one rank: the code path of N (NCCL on CUDA, else Gloo)
-    auto group = model::make_rank_group(job.rank, *device);
+    auto group = model::make_rank_group(job.rank, models->device);
     if (!group) return failed(group.status().message());
     models->options.sync = *group;
   }
@@ -263,7 +266,9 @@ model::MemoryPlanInput memory_plan_input(const config::Config& config, const mod
   in.cache_slots = actors::generator_slots(config.rollout, config.tool);
   in.cache_length = in.length + 1;
   in.separate = config.rollout.placement == config::Placement::kSeparate;
-  in.cache_freed = config.rollout.cache_during_update == config::CacheDuringUpdate::kFree;
+  // freed for the update only where the generators are idle then: an on-policy run (max_staleness 0)
+  in.cache_freed = config.rollout.cache_during_update == config::CacheDuringUpdate::kFree &&
+                   config.algorithm.max_staleness == 0;
   return in;
 }
 
@@ -295,12 +300,21 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
         << config.data.max_prompt_tokens << ") left out\n";
   }
 
-  // ---- where to start, the models and the trainer ----
+  // ---- where to start, the models and the trainer; nothing on disk changes before the checks ----
+  auto latest = model::latest_checkpoint(run_dir);
+  if (!latest) return report(failed(latest.status().message()), log);
+  if (*latest && !job.resume) {
+    return report(bad_input(run_dir.string() + " already has checkpoints (newest: " + (*latest)->string() +
+                            "); pass --resume to continue that run, or choose another run.name"),
+                  log);
+  }
+  auto devices = resolve_devices(job);
+  if (!devices) return report(devices.status(), log);
   auto base_config = model::Qwen2Config::load(std::filesystem::path(config.model.path) / "config.json");
   if (!base_config) return report(failed(base_config.status().message()), log);
-  auto checkpoint = start_point(job, run_dir, *base_config, log);
+  auto checkpoint = start_point(job, run_dir, *latest, *base_config, log);
   if (!checkpoint) return report(checkpoint.status(), log);
-  auto loaded = load_models(job, *checkpoint);
+  auto loaded = load_models(job, *devices, *checkpoint);
   if (!loaded) return report(loaded.status(), log);
   Models& models = **loaded;
   const int64_t first_step = models.first_step;
@@ -468,7 +482,7 @@ JobOutcome TrainingJob::run(const TrainingJobOptions& job, std::ostream& out, st
               caf::anon_send(generator, actors::weights_atom::value, actors::WeightsUpdate{version, weights});
             }
           });
-      if (!broadcast) return log << "torl train: rollout.placement: " << broadcast.status().message() << "\n", JobOutcome::kFailed;
+      if (!broadcast) return report(failed("rollout.placement: " + broadcast.status().message()), log);
       learner.broadcast = *broadcast;
     }
     const std::shared_ptr<model::WeightBroadcast> broadcast = learner.broadcast;

@@ -17,9 +17,12 @@
 #include <condition_variable>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <c10/core/DeviceGuard.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
@@ -331,9 +334,15 @@ struct WeightBroadcast::Receiver {
   int64_t delivered = 0;  // versions handed to `deliver`
 };
 
-Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMap& layout, torch::Device from,
-                                                                  torch::Device to, Deliver deliver,
-                                                                  std::chrono::milliseconds timeout) {
+struct WeightBroadcast::Sender {
+  std::shared_ptr<GradientSync> group;      // the tensors
+  c10::intrusive_ptr<c10d::Store> headers;  // which version comes next, or the end
+  int64_t headers_sent = 0;
+};
+
+WeightBroadcast::WeightBroadcast() = default;
+
+Status WeightBroadcast::check_devices(torch::Device from, torch::Device to) {
   const std::string doing = "the weight broadcast from " + from.str() + " to " + to.str();
   if (from.is_cuda() != to.is_cuda()) {
     return invalid_argument(doing + ": the learner and the generators must both be on GPUs (NCCL) or both on the CPU (Gloo)");
@@ -346,13 +355,41 @@ Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMa
     return Status(StatusCode::kUnimplemented, doing + " needs NCCL: this torl was built without it (cmake -DTORL_WITH_NCCL=ON)");
   }
 #endif
+  return {};
+}
+
+Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMap& layout, torch::Device from,
+                                                                  torch::Device to, Deliver deliver,
+                                                                  std::chrono::milliseconds timeout) {
+  const std::string doing = "the weight broadcast from " + from.str() + " to " + to.str();
+  if (Status s = check_devices(from, to); !s.ok()) return s;
   const uint16_t port = free_loopback_port();
   if (port == 0) return Status(StatusCode::kUnavailable, doing + ": no free port on 127.0.0.1 for the rendezvous");
-  const auto join = [from, port, timeout](int rank) -> Expected<std::shared_ptr<GradientSync>> {
+  uint16_t header_port = free_loopback_port();
+  for (int tries = 0; header_port == port && tries < 8; ++tries) header_port = free_loopback_port();
+  if (header_port == 0 || header_port == port) return Status(StatusCode::kUnavailable, doing + ": no free port on 127.0.0.1 for the rendezvous");
+  // Each side: a store for the headers (which version comes next; a receiver idles there, on the CPU,
+  // for as long as the learner takes) and the group that carries the tensors once both are there.
+  struct Side {
+    c10::intrusive_ptr<c10d::Store> headers;
+    std::shared_ptr<GradientSync> group;
+  };
+  const auto join = [from, port, header_port, timeout](int rank) -> Expected<Side> {
+    Side side;
+    try {
+      side.headers = make_store(rank, 2, "127.0.0.1", header_port, timeout);
+    } catch (const std::exception& e) {
+      return Status(StatusCode::kUnavailable, "the headers' store: " + error_text(e));
+    }
 #ifdef TORL_WITH_NCCL
-    if (from.is_cuda()) return make_nccl_group(rank, 2, "127.0.0.1", port, timeout);
+    auto group = from.is_cuda() ? make_nccl_group(rank, 2, "127.0.0.1", port, timeout)
+                                : make_gloo_group(rank, 2, "127.0.0.1", port, timeout);
+#else
+    auto group = make_gloo_group(rank, 2, "127.0.0.1", port, timeout);
 #endif
-    return make_gloo_group(rank, 2, "127.0.0.1", port, timeout);
+    if (!group) return group.status();
+    side.group = std::move(*group);
+    return side;
   };
 
   struct Slot {
@@ -374,29 +411,41 @@ Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMa
   out->receiver_->thread = std::thread([receiver = out->receiver_, slots = std::move(slots), to, join,
                                         deliver = std::move(deliver), joined = std::move(joined)]() mutable {
     const c10::DeviceGuard on_device(to);
-    auto group = join(1);
-    joined.set_value(group.ok() ? Status{} : group.status());
-    if (!group.ok()) return;
+    // A stream of its own: what waits for the weights blocks neither the generators' work nor their
+    // graphs on the default stream.
+    std::optional<c10::StreamGuard> own_stream;
+    if (to.is_cuda()) own_stream.emplace(c10::impl::getDeviceGuardImpl(to.type())->getStreamFromGlobalPool(to));
+    auto side = join(1);
+    joined.set_value(side.ok() ? Status{} : side.status());
+    if (!side.ok()) return;
     const auto stop = [&](Status failure) {
       std::lock_guard lock(receiver->mutex);
       receiver->failure = std::move(failure);
       receiver->changed.notify_all();
     };
     try {
-      for (;;) {
-        torch::Tensor header = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(to));
-        if (Status s = (*group)->broadcast_from_rank0({header}); !s.ok()) return stop(s);
-        const int64_t version = header.item<int64_t>();
-        if (version < 0) return;  // close()
+      for (int64_t n = 1;; ++n) {
+        const std::string key = "send/" + std::to_string(n);
+        for (;;) {  // as long as the learner takes: an hour at a time
+          try {
+            side->headers->wait({key}, std::chrono::hours(1));
+            break;
+          } catch (const c10::DistStoreError& e) {
+            if (std::string(e.what()).find("timeout") == std::string::npos) throw;
+          }
+        }
+        const std::vector<uint8_t> value = side->headers->get(key);
+        const std::string header(value.begin(), value.end());
+        if (header == "end") return;  // close()
         auto weights = std::make_shared<TensorMap>();
         std::vector<torch::Tensor> tensors;
         for (const Slot& slot : slots) {
           tensors.push_back(torch::empty(slot.sizes, torch::TensorOptions().dtype(slot.dtype).device(to)));
           (*weights)[slot.name] = tensors.back();
         }
-        if (Status s = (*group)->broadcast_from_rank0(tensors); !s.ok()) return stop(s);
+        if (Status s = side->group->broadcast_from_rank0(tensors); !s.ok()) return stop(s);
         if (to.is_cuda()) torch::cuda::synchronize(to.index());  // in place before another thread reads them
-        deliver(static_cast<int32_t>(version), std::move(weights));
+        deliver(static_cast<int32_t>(std::stol(header)), std::move(weights));
         std::lock_guard lock(receiver->mutex);
         ++receiver->delivered;
         receiver->changed.notify_all();
@@ -405,14 +454,14 @@ Expected<std::shared_ptr<WeightBroadcast>> WeightBroadcast::start(const TensorMa
       stop(Status(StatusCode::kInternal, "receiving weights on " + to.str() + ": " + error_text(e)));
     }
   });
-  auto group = join(0);
+  auto side = join(0);
   const Status receiver_status = receiver_joined.get();
-  if (!group.ok() || !receiver_status.ok()) {
+  if (!side.ok() || !receiver_status.ok()) {
     out->receiver_->thread.join();
     out->closed_ = true;
-    return (group.ok() ? receiver_status : group.status()).with_context(doing);
+    return (side.ok() ? receiver_status : side.status()).with_context(doing);
   }
-  out->group_ = std::move(*group);
+  out->sender_ = std::make_unique<Sender>(Sender{std::move(side->group), std::move(side->headers)});
   return out;
 }
 
@@ -428,13 +477,17 @@ Status WeightBroadcast::send_locked(int64_t version, const TensorMap* weights) {
     std::lock_guard lock(receiver_->mutex);
     if (!receiver_->failure.ok()) return receiver_->failure;
   }
-  const c10::DeviceGuard on_device(from_);
-  torch::Tensor header = torch::full({1}, version, torch::TensorOptions().dtype(torch::kInt64).device(from_));
-  if (Status s = group_->broadcast_from_rank0({header}); !s.ok()) return s;
+  try {
+    const std::string header = weights ? std::to_string(version) : "end";
+    sender_->headers->set("send/" + std::to_string(++sender_->headers_sent), std::vector<uint8_t>(header.begin(), header.end()));
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUnavailable, "sending weights: the headers' store: " + error_text(e));
+  }
   if (!weights) return {};
+  const c10::DeviceGuard on_device(from_);
   std::vector<torch::Tensor> tensors;
   for (const std::string& name : names_) tensors.push_back(weights->at(name));
-  return group_->broadcast_from_rank0(tensors);
+  return sender_->group->broadcast_from_rank0(tensors);
 }
 
 Status WeightBroadcast::send(int32_t version, const TensorMap& weights) {
@@ -466,14 +519,14 @@ void WeightBroadcast::close() {
     std::lock_guard receiver_lock(receiver_->mutex);
     failed = !receiver_->failure.ok();
   }
-  // A receiver that stopped early is not waiting for the end; one that is waits in the header's broadcast.
+  // A receiver that stopped early is not waiting for the end; one that is waits for the next header.
   if (!failed && !send_locked(-1, nullptr).ok()) failed = true;
   if (failed) {
     receiver_->thread.detach();  // it ends on its own (its group's timeout); its state is shared
   } else {
     receiver_->thread.join();
   }
-  group_.reset();
+  sender_.reset();
 }
 
 }  // namespace torl::model

@@ -125,6 +125,10 @@ class WeightBroadcast {
                                                           std::chrono::milliseconds timeout = std::chrono::minutes(5));
   ~WeightBroadcast();  // close()
 
+  // Whether weights can go from `from` to `to`: both GPUs (distinct: NCCL needs one per rank) or both
+  // the CPU. The error names both devices.
+  static Status check_devices(torch::Device from, torch::Device to);
+
   // From any one thread at a time: `weights` has the layout's names, on `from`. Returns once the
   // receiver has handed them to `deliver`; a receiver that failed makes it fail, and so does close().
   Status send(int32_t version, const TensorMap& weights);
@@ -136,12 +140,13 @@ class WeightBroadcast {
 
  private:
   struct Receiver;
-  WeightBroadcast() = default;
+  WeightBroadcast();
   Status send_locked(int64_t version, const TensorMap* weights);
 
   mutable std::mutex mutex_;             // send and close
   bool closed_ = false;
-  std::shared_ptr<GradientSync> group_;  // rank 0's side
+  struct Sender;                     // rank 0's side: the group and the headers' store
+  std::unique_ptr<Sender> sender_;   // guarded by mutex_
   std::shared_ptr<Receiver> receiver_;
   std::vector<std::string> names_;
   torch::Device from_ = torch::kCPU;

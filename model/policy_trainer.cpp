@@ -142,6 +142,8 @@ Status torch_error(const std::string& doing, const std::exception& e) {
 // once, while the backward goes on, and buckets start strictly in order, so every rank issues the same
 // collectives in the same order. What the backward did not start (a parameter without a gradient, a
 // rank with nothing to train on, a failure) finish() starts at the end with zeros, so no rank waits.
+// A bucket that cannot be started at all (no memory for its flat copy) fails the step on this rank;
+// the other ranks then fail on the group's timeout, as after any failed collective.
 class PolicyTrainer::GradientBuckets {
  public:
   GradientBuckets(std::vector<torch::Tensor> params, std::vector<torch::Tensor> masters, bool mixed, GradientSync& sync,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -111,7 +112,7 @@ struct ChildPlan {
   std::vector<char*> env;
   std::vector<std::pair<int, int>> fds;  // (target, source)
   int uid = -1;
-  int nice = 0;                                   // the workers' nice value; 0 = torl's
+  std::optional<int> nice;                        // the workers' nice value; none: torl's
   const std::string* seccomp_in_child = nullptr;  // applied with prctl when there is no bubblewrap
   int error_fd = -1;                              // the child writes errno here if exec fails
   sigset_t signal_mask{};                         // the caller's mask, restored before exec
@@ -131,7 +132,7 @@ struct ChildPlan {
   const int error_fd = fcntl(plan.error_fd, F_DUPFD_CLOEXEC, kHigh);
   if (error_fd < 0) child_fail(plan.error_fd, 2);
   setpgid(0, 0);  // a Ctrl-C meant for torl is torl's to handle
-  if (plan.nice > 0 && setpriority(PRIO_PROCESS, 0, plan.nice) != 0) child_fail(error_fd, 7);
+  if (plan.nice && setpriority(PRIO_PROCESS, 0, *plan.nice) != 0) child_fail(error_fd, 7);
   if (chdir("/") != 0) child_fail(error_fd, 1);
 
   int moved[16];
@@ -332,7 +333,7 @@ Expected<SpawnedProcess> Isolation::spawn(const std::vector<std::string>& comman
   if (tool_.worker_nice > 0) {  // relative to torl's own priority, as nice(1) counts
     errno = 0;
     const int own = getpriority(PRIO_PROCESS, 0);
-    plan.nice = std::min(19, (errno == 0 ? own : 0) + tool_.worker_nice);
+    if (errno == 0 && own < 19) plan.nice = std::min(19, own + tool_.worker_nice);
   }
 
   OwnedFd seccomp_fd;
