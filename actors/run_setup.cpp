@@ -15,14 +15,6 @@ Expected<config::Config> load_run_config(const std::string& file, const std::vec
   return config::load_config_or_error(file, options);
 }
 
-Expected<config::Config> load_bench_config(const std::string& file, const std::vector<std::string>& sets) {
-  config::LoadOptions options;
-  options.overrides = sets;
-  options.require_paths = false;
-  options.only_section = "rollout";
-  return config::load_config_or_error(file, options);
-}
-
 Expected<model::Tokenizer> load_run_tokenizer(const config::Config& config) {
   if (config.model.byte_level_tokenizer) return model::Tokenizer::byte_level({});
   auto tokenizer = model::Tokenizer::load(config.model.tokenizer.empty() ? config.model.path : config.model.tokenizer);

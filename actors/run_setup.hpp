@@ -23,9 +23,6 @@ enum class JobOutcome {
 
 
 Expected<config::Config> load_run_config(const std::string& file, const std::vector<std::string>& sets);
-// The same for the benches, which use the rollout, tool and reward sections alone: model.path and the
-// data files are not required.
-Expected<config::Config> load_bench_config(const std::string& file, const std::vector<std::string>& sets);
 
 // model.byte_level_tokenizer, else model.tokenizer, else the tokenizer.json in model.path. Errors start
 // with the key.

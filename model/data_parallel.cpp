@@ -500,10 +500,10 @@ Status WeightBroadcast::send(int32_t version, const TensorMap& weights) {
   if (Status s = send_locked(version, &weights); !s.ok()) return s;
   // Delivered before this returns: whatever the caller does next (e.g. starting the next step's
   // rollouts) comes after the generators were given this version.
-  ++sent_;
+  const int64_t sent = sender_->headers_sent;  // every header so far carried a version
   std::unique_lock delivered(receiver_->mutex);
   const bool done = receiver_->changed.wait_for(delivered, receiver_->timeout, [&] {
-    return receiver_->delivered == sent_ || !receiver_->failure.ok();
+    return receiver_->delivered == sent || !receiver_->failure.ok();
   });
   if (!receiver_->failure.ok()) return receiver_->failure;
   if (!done) return Status(StatusCode::kUnavailable, "sending weights: the receiver did not deliver version " + std::to_string(version) + " in time");

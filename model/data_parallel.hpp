@@ -150,7 +150,6 @@ class WeightBroadcast {
   std::shared_ptr<Receiver> receiver_;
   std::vector<std::string> names_;
   torch::Device from_ = torch::kCPU;
-  int64_t sent_ = 0;  // guarded by mutex_
 };
 
 }  // namespace torl::model

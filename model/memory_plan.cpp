@@ -54,6 +54,17 @@ int64_t parameter_count(const Qwen2Config& c) {
   return c.vocab_size * C * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * layer + C;
 }
 
+namespace {
+
+// The generators' KV caches: layers x (k, v) x slots x length x kv heads x head dim, in model.dtype.
+int64_t kv_cache_bytes(const MemoryPlanInput& in) {
+  const Qwen2Config& c = in.model;
+  return in.generators * c.num_hidden_layers * 2 * in.cache_slots * in.cache_length * c.num_key_value_heads *
+         c.head_dim() * static_cast<int64_t>(c10::elementSize(in.dtype));
+}
+
+}  // namespace
+
 MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const auto& c = in.model;
   const int64_t b = static_cast<int64_t>(c10::elementSize(in.dtype));
@@ -75,7 +86,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   add("AdamW state", 2 * P * master, "two moments per master weight");
   if (in.reference) add("reference model", P * b, "frozen (algorithm.kl_coef > 0)");
-  const int64_t cache_bytes = in.generators * L * 2 * in.cache_slots * in.cache_length * KD * b;
+  const int64_t cache_bytes = kv_cache_bytes(in);
   const std::string cache_how = std::to_string(in.cache_slots) + " slots x " + std::to_string(in.cache_length) + " tokens";
   if (in.generators > 0 && in.separate) {
     add("weights broadcast", P * b, "one flat copy on its way to the generators' device");
@@ -123,9 +134,7 @@ MemoryPlan plan_generator_memory(const MemoryPlanInput& in) {
   MemoryPlan plan;
   plan.items.push_back({"generators' weights", in.generators * P * b, std::to_string(in.generators) + " generator(s)"});
   plan.items.push_back({"weights arriving", 2 * P * b, "the version received and its flat buffer"});
-  plan.items.push_back({"KV cache",
-                        in.generators * c.num_hidden_layers * 2 * in.cache_slots * in.cache_length *
-                            c.num_key_value_heads * c.head_dim() * b,
+  plan.items.push_back({"KV cache", kv_cache_bytes(in),
                         std::to_string(in.cache_slots) + " slots x " + std::to_string(in.cache_length) + " tokens"});
   return plan;
 }

@@ -133,6 +133,20 @@ Status torch_error(const std::string& doing, const std::exception& e) {
           doing + ": " + (c10_error ? c10_error->what_without_backtrace() : e.what())};
 }
 
+// Mixed precision: adds a parameter's 16-bit gradient into its master's (float32) and frees it.
+void move_gradient_to_master(const torch::Tensor& param, const torch::Tensor& master) {
+  torch::NoGradGuard no_grad;
+  auto& g = param.mutable_grad();
+  if (!g.defined()) return;
+  auto& m = master.mutable_grad();
+  if (m.defined()) {
+    m.add_(g);
+  } else {
+    m = g.to(master.scalar_type());
+  }
+  g = torch::Tensor();
+}
+
 }  // namespace
 
 // Data parallel: the masters' gradients summed over the ranks in buckets of about bucket_bytes, in the
@@ -211,17 +225,7 @@ class PolicyTrainer::GradientBuckets {
 
   // The backward has added parameter k's gradient of this micro-batch into params_[k].grad.
   void accumulated(size_t k) {
-    if (mixed_) {
-      torch::NoGradGuard no_grad;
-      auto& g = params_[k].mutable_grad();
-      auto& m = masters_[k].mutable_grad();
-      if (m.defined()) {
-        m.add_(g);
-      } else {
-        m = g.to(masters_[k].scalar_type());
-      }
-      g = torch::Tensor();  // the 16-bit gradient's memory is free again
-    }
+    if (mixed_) move_gradient_to_master(params_[k], masters_[k]);  // its memory is free again
     if (!syncing_) return;
     if (--waiting_[bucket_of_[k]] == 0) start_ready();
   }
@@ -293,18 +297,7 @@ void PolicyTrainer::copy_masters_to_policy() {
 
 void PolicyTrainer::add_gradients_to_masters() {
   if (!mixed_) return;
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& g = params_[i].mutable_grad();
-    if (!g.defined()) continue;
-    auto& m = masters_[i].mutable_grad();
-    if (m.defined()) {
-      m.add_(g);
-    } else {
-      m = g.to(masters_[i].scalar_type());
-    }
-    g = torch::Tensor();
-  }
+  for (size_t i = 0; i < params_.size(); ++i) move_gradient_to_master(params_[i], masters_[i]);
 }
 
 Expected<PolicyTrainer> PolicyTrainer::create(Qwen2Model& policy, const PolicyTrainerOptions& options,

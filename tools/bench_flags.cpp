@@ -2,15 +2,28 @@
 
 #include <cstdio>
 
-#include "actors/run_setup.hpp"
+#include "config/load.hpp"
 
 namespace torl::tools {
+namespace {
+
+// The benches use the rollout, tool and reward sections alone: model.path and the data files are not
+// required.
+Expected<config::Config> load_bench_config(const std::string& file, const std::vector<std::string>& sets) {
+  config::LoadOptions options;
+  options.overrides = sets;
+  options.require_paths = false;
+  options.only_section = "rollout";
+  return config::load_config_or_error(file, options);
+}
+
+}  // namespace
 
 Expected<BenchFlags> read_bench_flags(const std::string& file, const std::vector<std::string>& sets,
                                       const std::string& latency, const std::string& forward_ms) {
   BenchFlags flags;
   if (!file.empty() || !sets.empty()) {
-    auto loaded = actors::load_bench_config(file, sets);
+    auto loaded = load_bench_config(file, sets);
     if (!loaded) return loaded.status();
     flags.config = *loaded;
   }
